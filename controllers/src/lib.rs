@@ -1,0 +1,1 @@
+//! Reconcile loops (Deployment, ReplicaSet, node lifecycle, EndpointSlice, namespace, GC). Not built yet: see its issue.

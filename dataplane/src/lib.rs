@@ -1,0 +1,1 @@
+//! Service proxy programming nftables. Not built yet: see its issue.

@@ -1,0 +1,314 @@
+//! Key layout in RocksDB. Every key starts with a 4-byte shard id so several Raft groups can
+//! share one database.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `raft_log` | shard, log index (BE u64) | encoded `Entry` |
+//! | `raft_meta` | shard, name | vote / last purged log id / committed |
+//! | `kv` | shard, user key | current `mvccpb.KeyValue` (key field empty) |
+//! | `hist` | shard, escaped user key, !revision (BE) | `KeyValue` at that revision; version 0 = tombstone |
+//! | `events` | shard, revision (BE), sub-revision (BE u32) | user key |
+//! | `meta` | shard, name | revision, compact revision, applied log id, membership |
+//! | `lease` | shard, lease id (BE) | encoded `LeaseRecord` |
+//! | `lease_keys` | shard, lease id (BE), user key | empty |
+//!
+//! The escaped key encoding (`0x00` → `0x00 0xFF`, terminator `0x00 0x01`) keeps user-key order
+//! in `hist`, and the inverted revision puts the newest version of a key first.
+
+/// Column family names.
+pub mod cf {
+    /// Raft log entries.
+    pub const RAFT_LOG: &str = "raft_log";
+    /// Raft vote and log metadata.
+    pub const RAFT_META: &str = "raft_meta";
+    /// Current key-values.
+    pub const KV: &str = "kv";
+    /// MVCC history.
+    pub const HIST: &str = "hist";
+    /// Revision → key index for watch replay.
+    pub const EVENTS: &str = "events";
+    /// State-machine metadata.
+    pub const META: &str = "meta";
+    /// Lease table.
+    pub const LEASE: &str = "lease";
+    /// Lease → attached keys.
+    pub const LEASE_KEYS: &str = "lease_keys";
+    /// Every column family.
+    pub const ALL: [&str; 8] = [RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS];
+    /// The column families that make up the state machine (snapshotted together).
+    pub const STATE_MACHINE: [&str; 6] = [KV, HIST, EVENTS, META, LEASE, LEASE_KEYS];
+}
+
+/// Key builder for one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    shard: u32,
+}
+
+impl Keys {
+    /// Keys of `shard`.
+    pub fn new(shard: u32) -> Self {
+        Self { shard }
+    }
+
+    /// The 4-byte prefix of every key of this shard.
+    pub fn prefix(&self) -> [u8; 4] {
+        self.shard.to_be_bytes()
+    }
+
+    /// The first key after every key of this shard.
+    pub fn upper(&self) -> Vec<u8> {
+        (u64::from(self.shard) + 1).to_be_bytes()[4..].to_vec()
+    }
+
+    fn with(&self, extra: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4 + extra);
+        v.extend_from_slice(&self.prefix());
+        v
+    }
+
+    /// `raft_log` key.
+    pub fn log(&self, index: u64) -> Vec<u8> {
+        let mut v = self.with(8);
+        v.extend_from_slice(&index.to_be_bytes());
+        v
+    }
+
+    /// Log index from a `raft_log` key.
+    pub fn log_index(&self, key: &[u8]) -> u64 {
+        be_u64(&key[4..12])
+    }
+
+    /// Named metadata key (`raft_meta`, `meta`).
+    pub fn named(&self, name: &str) -> Vec<u8> {
+        let mut v = self.with(name.len());
+        v.extend_from_slice(name.as_bytes());
+        v
+    }
+
+    /// `kv` key.
+    pub fn kv(&self, key: &[u8]) -> Vec<u8> {
+        let mut v = self.with(key.len());
+        v.extend_from_slice(key);
+        v
+    }
+
+    /// `hist` key of `key` at `rev`.
+    pub fn hist(&self, key: &[u8], rev: i64) -> Vec<u8> {
+        let mut v = self.hist_key_prefix(key);
+        v.extend_from_slice(&(!(rev as u64)).to_be_bytes());
+        v
+    }
+
+    /// `hist` prefix shared by every version of `key` (escaped key plus terminator).
+    pub fn hist_key_prefix(&self, key: &[u8]) -> Vec<u8> {
+        let mut v = self.with(key.len() + 10);
+        escape_into(key, &mut v);
+        v.extend_from_slice(&[0x00, 0x01]);
+        v
+    }
+
+    /// Lower bound in `hist` for user keys `>= key` (escaped key without terminator).
+    pub fn hist_bound(&self, key: &[u8]) -> Vec<u8> {
+        let mut v = self.with(key.len() + 2);
+        escape_into(key, &mut v);
+        v
+    }
+
+    /// Splits a `hist` key into (user key, revision).
+    pub fn parse_hist(&self, k: &[u8]) -> Option<(Vec<u8>, i64)> {
+        let body = k.get(4..)?;
+        let (key, rest) = unescape(body)?;
+        if rest.len() != 8 {
+            return None;
+        }
+        Some((key, (!be_u64(rest)) as i64))
+    }
+
+    /// `events` key.
+    pub fn event(&self, rev: i64, sub: u32) -> Vec<u8> {
+        let mut v = self.with(12);
+        v.extend_from_slice(&(rev as u64).to_be_bytes());
+        v.extend_from_slice(&sub.to_be_bytes());
+        v
+    }
+
+    /// (revision, sub-revision) of an `events` key.
+    pub fn parse_event(&self, k: &[u8]) -> (i64, u32) {
+        (
+            be_u64(&k[4..12]) as i64,
+            u32::from_be_bytes([k[12], k[13], k[14], k[15]]),
+        )
+    }
+
+    /// `lease` key.
+    pub fn lease(&self, id: i64) -> Vec<u8> {
+        let mut v = self.with(8);
+        v.extend_from_slice(&(id as u64).to_be_bytes());
+        v
+    }
+
+    /// Lease id of a `lease` key.
+    pub fn parse_lease(&self, k: &[u8]) -> i64 {
+        be_u64(&k[4..12]) as i64
+    }
+
+    /// `lease_keys` key.
+    pub fn lease_key(&self, id: i64, key: &[u8]) -> Vec<u8> {
+        let mut v = self.lease(id);
+        v.extend_from_slice(key);
+        v
+    }
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+fn escape_into(key: &[u8], out: &mut Vec<u8>) {
+    for &b in key {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// Reads one escaped key; returns it and the bytes after its terminator.
+fn unescape(b: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == 0 {
+            match b.get(i + 1)? {
+                0xFF => out.push(0),
+                0x01 => return Some((out, &b[i + 2..])),
+                _ => return None,
+            }
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The etcd range `[key, range_end)` decoded: `range_end` empty = the single key,
+/// `"\0"` = every key `>= key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRange {
+    /// Exactly one key.
+    Single(Vec<u8>),
+    /// `[start, end)`; `end == None` means unbounded.
+    Span {
+        /// Inclusive start.
+        start: Vec<u8>,
+        /// Exclusive end, or unbounded.
+        end: Option<Vec<u8>>,
+    },
+}
+
+impl KeyRange {
+    /// Builds the range of an etcd request.
+    pub fn new(key: &[u8], range_end: &[u8]) -> Self {
+        if range_end.is_empty() {
+            KeyRange::Single(key.to_vec())
+        } else if range_end == [0] {
+            KeyRange::Span {
+                start: key.to_vec(),
+                end: None,
+            }
+        } else {
+            KeyRange::Span {
+                start: key.to_vec(),
+                end: Some(range_end.to_vec()),
+            }
+        }
+    }
+
+    /// Whether `key` is in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        match self {
+            KeyRange::Single(k) => k.as_slice() == key,
+            KeyRange::Span { start, end } => {
+                key >= start.as_slice() && end.as_ref().is_none_or(|e| key < e.as_slice())
+            }
+        }
+    }
+
+    /// Whether the range is inverted (`range_end` before `key`) and so can match nothing.
+    pub fn is_inverted(&self) -> bool {
+        matches!(self, KeyRange::Span { start, end: Some(e) } if e < start)
+    }
+
+    /// The inclusive start key.
+    pub fn start(&self) -> &[u8] {
+        match self {
+            KeyRange::Single(k) => k,
+            KeyRange::Span { start, .. } => start,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hist_keys_sort_by_user_key_then_newest_revision() {
+        let k = Keys::new(7);
+        let mut ks = vec![
+            k.hist(b"a", 1),
+            k.hist(b"a", 9),
+            k.hist(b"a\0", 3),
+            k.hist(b"ab", 2),
+            k.hist(b"", 5),
+        ];
+        ks.sort();
+        let parsed: Vec<_> = ks.iter().map(|x| k.parse_hist(x).unwrap()).collect();
+        assert_eq!(
+            parsed,
+            vec![
+                (b"".to_vec(), 5),
+                (b"a".to_vec(), 9),
+                (b"a".to_vec(), 1),
+                (b"a\0".to_vec(), 3),
+                (b"ab".to_vec(), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn hist_bounds_bracket_the_range() {
+        let k = Keys::new(0);
+        let lo = k.hist_bound(b"b");
+        let hi = k.hist_bound(b"c");
+        assert!(k.hist(b"a\xff", 1) < lo);
+        assert!(k.hist(b"b", 1) >= lo && k.hist(b"b", 1) < hi);
+        assert!(k.hist(b"bzzz", 1) < hi);
+        assert!(k.hist(b"c", 1) >= hi);
+    }
+
+    #[test]
+    fn shard_prefixes_do_not_overlap() {
+        let a = Keys::new(1);
+        let b = Keys::new(2);
+        assert!(a.kv(&[0xff; 10]) < a.upper());
+        assert!(b.kv(b"") >= a.upper());
+        assert_eq!(a.upper(), b.prefix().to_vec());
+    }
+
+    #[test]
+    fn key_range_semantics_match_etcd() {
+        assert!(KeyRange::new(b"a", b"").contains(b"a"));
+        assert!(!KeyRange::new(b"a", b"").contains(b"ab"));
+        assert!(KeyRange::new(b"a", b"\0").contains(b"zzz"));
+        assert!(!KeyRange::new(b"b", b"\0").contains(b"a"));
+        assert!(KeyRange::new(b"a", b"b").contains(b"azz"));
+        assert!(!KeyRange::new(b"a", b"b").contains(b"b"));
+        assert!(KeyRange::new(b"b", b"a").is_inverted());
+    }
+}

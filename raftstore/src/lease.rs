@@ -1,0 +1,221 @@
+//! Leader-side lease timers.
+//!
+//! The lease table itself is replicated (see `mvcc::lease`); only the leader keeps expiry
+//! deadlines in memory. On becoming leader it loads every lease with its *checkpointed*
+//! remaining TTL (not the full TTL), so frequent leader changes cannot keep a lease alive
+//! forever (etcd issue 9888). It then:
+//! - proposes `LeaseRevoke` through Raft for every lease past its deadline;
+//! - proposes `LeaseCheckpoint` with the remaining TTLs every checkpoint interval.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use crate::error::{Result, StoreError};
+use crate::keys::Keys;
+use crate::mvcc::LeaseNotice;
+use crate::node::{StoreNode, DEFAULT_SHARD};
+use crate::types::Command;
+
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    ttl: i64,
+    expiry: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    leading: bool,
+    timers: HashMap<i64, Timer>,
+}
+
+/// Lease deadlines, meaningful on the leader only.
+pub struct Lessor {
+    state: Mutex<State>,
+    min_ttl: i64,
+}
+
+impl Lessor {
+    /// A lessor granting at least `min_ttl` seconds.
+    pub fn new(min_ttl: i64) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            min_ttl,
+        }
+    }
+
+    /// The TTL actually granted for a requested one (etcd raises small TTLs to a minimum).
+    pub fn effective_ttl(&self, requested: i64) -> i64 {
+        requested.max(self.min_ttl)
+    }
+
+    /// Renews a lease (leader only); returns its TTL.
+    pub fn keep_alive(&self, id: i64) -> Result<i64> {
+        let mut g = self.state.lock();
+        if !g.leading {
+            return Err(StoreError::NoLeader);
+        }
+        match g.timers.get_mut(&id) {
+            Some(t) => {
+                t.expiry = Instant::now() + Duration::from_secs(t.ttl as u64);
+                Ok(t.ttl)
+            }
+            None => Err(StoreError::LeaseNotFound),
+        }
+    }
+
+    /// (remaining seconds, granted TTL); remaining is -1 for an unknown lease (etcd's answer).
+    pub fn time_to_live(&self, id: i64) -> (i64, i64) {
+        let g = self.state.lock();
+        match g.timers.get(&id) {
+            Some(t) => {
+                let left = t.expiry.saturating_duration_since(Instant::now());
+                (left.as_millis().div_ceil(1000) as i64, t.ttl)
+            }
+            None => (-1, 0),
+        }
+    }
+
+    fn on_notice(&self, n: &LeaseNotice) {
+        let mut g = self.state.lock();
+        match n {
+            LeaseNotice::Granted { id, ttl } => {
+                if g.leading {
+                    g.timers.insert(
+                        *id,
+                        Timer {
+                            ttl: *ttl,
+                            expiry: Instant::now() + Duration::from_secs(*ttl as u64),
+                        },
+                    );
+                }
+            }
+            LeaseNotice::Revoked { id } => {
+                g.timers.remove(id);
+            }
+            LeaseNotice::Reloaded => {}
+        }
+    }
+
+    fn load(&self, node: &StoreNode) -> Result<()> {
+        let leases = crate::mvcc::lease_table(&node.engine, Keys::new(DEFAULT_SHARD))?;
+        let now = Instant::now();
+        let mut g = self.state.lock();
+        g.leading = true;
+        g.timers = leases
+            .into_iter()
+            .map(|l| {
+                let left = if l.remaining_ttl > 0 {
+                    l.remaining_ttl
+                } else {
+                    l.ttl
+                };
+                (
+                    l.id,
+                    Timer {
+                        ttl: l.ttl,
+                        expiry: now + Duration::from_secs(left as u64),
+                    },
+                )
+            })
+            .collect();
+        tracing::info!(leases = g.timers.len(), "lessor: took over lease timers");
+        Ok(())
+    }
+
+    fn demote(&self) {
+        let mut g = self.state.lock();
+        g.leading = false;
+        g.timers.clear();
+    }
+
+    fn expired(&self) -> Vec<i64> {
+        let now = Instant::now();
+        let g = self.state.lock();
+        g.timers
+            .iter()
+            .filter(|(_, t)| t.expiry <= now)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn remaining(&self) -> Vec<(i64, i64)> {
+        let now = Instant::now();
+        let g = self.state.lock();
+        g.timers
+            .iter()
+            .map(|(id, t)| {
+                let left = t.expiry.saturating_duration_since(now).as_millis().div_ceil(1000);
+                (*id, (left as i64).max(1))
+            })
+            .collect()
+    }
+}
+
+/// Runs the lessor of `node` until shutdown.
+pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiver<LeaseNotice>) {
+    let lessor = node.lessor.clone();
+    let mut metrics = node.raft.metrics();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_checkpoint = Instant::now();
+    let mut leading = false;
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            n = notices.recv() => match n {
+                Some(LeaseNotice::Reloaded) if leading => {
+                    if let Err(e) = lessor.load(&node) { tracing::warn!(error = %e, "lessor reload"); }
+                }
+                Some(n) => lessor.on_notice(&n),
+                None => return,
+            },
+            r = metrics.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        let is_leader = node.is_leader();
+        if is_leader && !leading {
+            // Apply everything of earlier terms before reading the lease table.
+            if node.read_barrier().await.is_ok() {
+                match lessor.load(&node) {
+                    Ok(()) => {
+                        leading = true;
+                        last_checkpoint = Instant::now();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "lessor load"),
+                }
+            }
+        } else if !is_leader && leading {
+            lessor.demote();
+            leading = false;
+        }
+        if !leading {
+            continue;
+        }
+        for id in lessor.expired() {
+            let n = node.clone();
+            tokio::spawn(async move {
+                match n.propose(Command::LeaseRevoke { id }).await {
+                    Ok(_) => tracing::debug!(lease = id, "lease expired and revoked"),
+                    Err(StoreError::LeaseNotFound) => {}
+                    Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
+                }
+            });
+        }
+        if last_checkpoint.elapsed() >= node.cfg.lease_checkpoint_interval {
+            last_checkpoint = Instant::now();
+            let leases = lessor.remaining();
+            if !leases.is_empty() {
+                let n = node.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = n.propose(Command::LeaseCheckpoint { leases }).await {
+                        tracing::debug!(error = %e, "lease checkpoint");
+                    }
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Navarch's store: an MVCC key-value store replicated by Raft (openraft) on RocksDB, serving
+//! the etcd v3 gRPC API so that etcd clients (etcdctl, kube-apiserver, client libraries) work
+//! against it unchanged.
+//!
+//! ```text
+//! etcd client ─gRPC─► server::{Kv,Watch,Lease,Maintenance,Cluster}
+//!                       │ writes: StoreNode::propose ─► openraft ─► LogStore (RocksDB, fsync)
+//!                       │                                 └─► StateMachineStore::apply ─► mvcc
+//!                       │ reads:  read_barrier (ReadIndex) ─► mvcc::Reader (RocksDB snapshot)
+//!                       └ watch:  WatchHub (live) + RocksDB history (replay)
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod lease;
+pub mod log_store;
+pub mod mvcc;
+pub mod network;
+pub mod node;
+pub mod proto;
+pub mod server;
+pub mod state_machine;
+pub mod types;
+pub mod watch;
+
+pub use error::{Result, StoreError};
+pub use node::{NodeConfig, StoreNode};

@@ -1,0 +1,468 @@
+//! A store node: RocksDB, one Raft group, the watch hub and the lessor, plus the plumbing that
+//! lets any node serve any request (writes and linearizable reads go through the leader).
+//!
+//! ```text
+//! client write ─► propose ─► leader? client_write : forward Propose to leader ─► response
+//! linearizable read ─► read_barrier ─► leader? ReadIndex : ask leader's ReadIndex, wait apply
+//!                                   └─► local RocksDB snapshot read
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openraft::error::ClientWriteError;
+use openraft::async_runtime::WatchReceiver;
+use openraft::{Config, ReadPolicy, ServerState, SnapshotPolicy};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::error::{Result, StoreError};
+use crate::lease::Lessor;
+use crate::log_store::LogStore;
+use crate::mvcc::Reader;
+use crate::network::{GrpcTransport, PeerNetworkFactory, PeerRequest, PeerResponse, PeerTransport};
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::state_machine::StateMachineStore;
+use crate::types::{Command, NodeId, NodeInfo, Raft};
+use crate::watch::WatchHub;
+
+/// The shard every key lives in until the keyspace is split (see the scale-out issue).
+pub const DEFAULT_SHARD: u32 = 0;
+
+/// Settings of one store node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Member id (> 0).
+    pub id: NodeId,
+    /// Member name (for `member list`).
+    pub name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// etcd API listen address, `host:port`.
+    pub client_addr: String,
+    /// Peer listen address, `host:port`.
+    pub peer_addr: String,
+    /// Every initial member's peer address, by id (just this node for a single-node store).
+    pub initial_cluster: BTreeMap<NodeId, String>,
+    /// Raft heartbeat interval.
+    pub heartbeat: Duration,
+    /// Raft election timeout (minimum; the maximum is twice this).
+    pub election_timeout: Duration,
+    /// Largest client request accepted (etcd's `--max-request-bytes`).
+    pub max_request_bytes: usize,
+    /// Interval of progress notifications to watchers that asked for them.
+    pub watch_progress_interval: Duration,
+    /// Revisions a watch stream may fall behind before it is cancelled as too slow.
+    pub watch_buffer: usize,
+    /// Take a snapshot (and purge the log) after this many applied entries.
+    pub snapshot_entries: u64,
+    /// Deadline of one client request.
+    pub request_timeout: Duration,
+    /// How often the leader checkpoints the remaining TTL of leases.
+    pub lease_checkpoint_interval: Duration,
+}
+
+impl NodeConfig {
+    /// A single-node configuration with etcd-like defaults.
+    pub fn single(data_dir: PathBuf, client_addr: &str, peer_addr: &str) -> Self {
+        let mut initial_cluster = BTreeMap::new();
+        initial_cluster.insert(1, peer_addr.to_string());
+        Self {
+            id: 1,
+            name: "navarch-1".into(),
+            data_dir,
+            client_addr: client_addr.into(),
+            peer_addr: peer_addr.into(),
+            initial_cluster,
+            heartbeat: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(1000),
+            max_request_bytes: 3 * 512 * 1024,
+            watch_progress_interval: Duration::from_secs(600),
+            watch_buffer: 4096,
+            snapshot_entries: 20_000,
+            request_timeout: Duration::from_secs(7),
+            lease_checkpoint_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// The smallest lease TTL granted (etcd: 1.5 × election timeout, rounded up to seconds).
+    pub fn min_lease_ttl(&self) -> i64 {
+        let ms = self.election_timeout.as_millis() as i64 * 3 / 2;
+        ((ms + 999) / 1000).max(1)
+    }
+}
+
+/// A running store node.
+pub struct StoreNode {
+    /// Its configuration.
+    pub cfg: NodeConfig,
+    /// The Raft group.
+    pub raft: Raft,
+    /// The database.
+    pub engine: Engine,
+    /// Watch fan-out.
+    pub hub: Arc<WatchHub>,
+    /// Leader-side lease timers.
+    pub lessor: Arc<Lessor>,
+    /// Peer transport.
+    pub transport: Arc<GrpcTransport>,
+    /// Cluster id reported in response headers.
+    pub cluster_id: u64,
+    /// Cancelled when the node shuts down.
+    pub shutdown: CancellationToken,
+}
+
+impl StoreNode {
+    /// Opens storage, starts Raft (bootstrapping the cluster on first start) and the lessor.
+    pub async fn start(cfg: NodeConfig) -> Result<Arc<Self>> {
+        let engine = Engine::open(&cfg.data_dir)?;
+        let rev = Reader::new(&engine, DEFAULT_SHARD).revision()?;
+        let hub = Arc::new(WatchHub::new(rev, cfg.watch_buffer));
+        let (lease_tx, lease_rx) = mpsc::unbounded_channel();
+        let log = LogStore::new(engine.clone(), DEFAULT_SHARD);
+        let sm = StateMachineStore::new(engine.clone(), DEFAULT_SHARD, hub.clone(), lease_tx);
+        let transport = Arc::new(GrpcTransport::default());
+        let hb = cfg.heartbeat.as_millis() as u64;
+        let el = cfg.election_timeout.as_millis() as u64;
+        let raft_cfg = Config {
+            cluster_name: "navarch".into(),
+            heartbeat_interval: hb,
+            election_timeout_min: el,
+            election_timeout_max: el * 2,
+            install_snapshot_timeout: 60_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
+            max_in_snapshot_log_to_keep: 1000,
+            max_payload_entries: 1024,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StoreError::Internal(format!("raft config: {e}")))?;
+        let raft = Raft::new(
+            cfg.id,
+            Arc::new(raft_cfg),
+            PeerNetworkFactory::new(transport.clone()),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| StoreError::Internal(format!("raft start: {e}")))?;
+        let cluster_id = cluster_id(&cfg.initial_cluster);
+        let node = Arc::new(Self {
+            lessor: Arc::new(Lessor::new(cfg.min_lease_ttl())),
+            cfg,
+            raft,
+            engine,
+            hub,
+            transport,
+            cluster_id,
+            shutdown: CancellationToken::new(),
+        });
+        node.bootstrap().await?;
+        tokio::spawn(crate::lease::run_lessor(node.clone(), lease_rx));
+        Ok(node)
+    }
+
+    /// The lowest-id member of a new cluster initializes it; the others wait to be contacted.
+    async fn bootstrap(&self) -> Result<()> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let first = self.cfg.initial_cluster.keys().next().copied();
+        if !initialized && first == Some(self.cfg.id) {
+            let members: BTreeMap<NodeId, NodeInfo> = self
+                .cfg
+                .initial_cluster
+                .iter()
+                .map(|(id, addr)| {
+                    (
+                        *id,
+                        NodeInfo {
+                            peer_addr: addr.clone(),
+                        },
+                    )
+                })
+                .collect();
+            tracing::info!(?members, "initializing new cluster");
+            if let Err(e) = self.raft.initialize(members).await {
+                tracing::warn!(error = %e, "initialize");
+            }
+        }
+        Ok(())
+    }
+
+    /// A response header at `revision`.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        let m = self.raft.metrics().borrow_watched().clone();
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.cfg.id,
+            revision,
+            raft_term: m.current_term,
+        }
+    }
+
+    /// A consistent view of local state.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader::new(&self.engine, DEFAULT_SHARD)
+    }
+
+    fn leader_addr(&self, leader: Option<NodeId>) -> Option<String> {
+        let id = leader?;
+        let m = self.raft.metrics().borrow_watched().clone();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.peer_addr.clone())
+    }
+
+    /// The current leader, waiting up to the request deadline for one to be elected.
+    async fn wait_leader(&self, deadline: Instant) -> Result<(NodeId, String)> {
+        let mut rx = self.raft.metrics();
+        loop {
+            let leader = rx.borrow_watched().current_leader;
+            if leader == Some(self.cfg.id) {
+                return Ok((self.cfg.id, self.cfg.peer_addr.clone()));
+            }
+            if let Some(addr) = self.leader_addr(leader) {
+                return Ok((leader.unwrap_or_default(), addr));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::NoLeader);
+            }
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep(left.min(Duration::from_millis(50))) => {}
+                _ = self.shutdown.cancelled() => return Err(StoreError::Stopped),
+            }
+        }
+    }
+
+    /// Replicates `cmd` and returns the protobuf-encoded response once it is applied.
+    /// Any node accepts writes: followers forward them to the leader.
+    pub async fn propose(&self, cmd: Command) -> Result<Bytes> {
+        let deadline = Instant::now() + self.cfg.request_timeout;
+        loop {
+            let (leader, addr) = self.wait_leader(deadline).await?;
+            if leader == self.cfg.id {
+                match self.raft.client_write(cmd.clone()).await {
+                    Ok(r) => return r.data.0,
+                    Err(e) => match e.into_api_error() {
+                        Some(ClientWriteError::ForwardToLeader(_)) => {}
+                        Some(ClientWriteError::LogEntryDiscarded(_)) => {
+                            return Err(StoreError::LeaderChanged)
+                        }
+                        Some(other) => return Err(StoreError::Internal(other.to_string())),
+                        None => return Err(StoreError::Stopped),
+                    },
+                }
+            } else {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self
+                    .transport
+                    .call(&addr, &PeerRequest::Propose(cmd.clone()), left)
+                    .await
+                {
+                    Ok(PeerResponse::Proposed(r)) => return r.0,
+                    // The peer was not leader any more and appended nothing: safe to retry.
+                    Ok(PeerResponse::Error(StoreError::NoLeader)) => {}
+                    Ok(PeerResponse::Error(e)) => return Err(e),
+                    Ok(other) => {
+                        return Err(StoreError::Internal(format!("unexpected {other:?}")))
+                    }
+                    // The request may or may not have been applied.
+                    Err(_) => return Err(StoreError::Timeout),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until local state reflects every write acknowledged before this call (ReadIndex).
+    pub async fn read_barrier(&self) -> Result<()> {
+        let deadline = Instant::now() + self.cfg.request_timeout;
+        loop {
+            let (leader, addr) = self.wait_leader(deadline).await?;
+            let index = if leader == self.cfg.id {
+                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => {
+                        if e.forward_to_leader().is_none() && e.api_error().is_none() {
+                            return Err(StoreError::Stopped);
+                        }
+                        None
+                    }
+                }
+            } else {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.transport.call(&addr, &PeerRequest::ReadIndex, left).await {
+                    Ok(PeerResponse::ReadIndex(i)) => Some(i),
+                    Ok(PeerResponse::Error(StoreError::NoLeader)) => None,
+                    Ok(PeerResponse::Error(e)) => return Err(e),
+                    Ok(_) | Err(_) => None,
+                }
+            };
+            if let Some(i) = index {
+                let left = deadline.saturating_duration_since(Instant::now());
+                return self
+                    .raft
+                    .wait(Some(left))
+                    .applied_index_at_least(Some(i), "read index")
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| StoreError::Timeout);
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Serves a request from a peer.
+    pub async fn on_peer(&self, req: PeerRequest) -> PeerResponse {
+        let fatal = |e: String| PeerResponse::Error(StoreError::Internal(e));
+        match req {
+            PeerRequest::AppendEntries(r) => match self.raft.append_entries(r).await {
+                Ok(r) => PeerResponse::AppendEntries(r),
+                Err(e) => fatal(e.to_string()),
+            },
+            PeerRequest::Vote(r) => match self.raft.vote(r).await {
+                Ok(r) => PeerResponse::Vote(r),
+                Err(e) => fatal(e.to_string()),
+            },
+            PeerRequest::PreVote(r) => match self.raft.pre_vote(r).await {
+                Ok(r) => PeerResponse::Vote(r),
+                Err(e) => fatal(e.to_string()),
+            },
+            PeerRequest::Snapshot { vote, meta, data } => {
+                let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, Vec<u8>> {
+                    meta,
+                    snapshot: data,
+                };
+                match self.raft.install_full_snapshot(vote, snap).await {
+                    Ok(r) => PeerResponse::Snapshot(r),
+                    Err(e) => fatal(e.to_string()),
+                }
+            }
+            PeerRequest::Propose(cmd) => {
+                if !self.raft.is_leader() {
+                    return PeerResponse::Error(StoreError::NoLeader);
+                }
+                match self.raft.client_write(cmd).await {
+                    Ok(r) => PeerResponse::Proposed(r.data),
+                    Err(e) => match e.into_api_error() {
+                        Some(ClientWriteError::ForwardToLeader(_)) => {
+                            PeerResponse::Error(StoreError::NoLeader)
+                        }
+                        Some(ClientWriteError::LogEntryDiscarded(_)) => {
+                            PeerResponse::Error(StoreError::LeaderChanged)
+                        }
+                        Some(other) => fatal(other.to_string()),
+                        None => PeerResponse::Error(StoreError::Stopped),
+                    },
+                }
+            }
+            PeerRequest::ReadIndex => {
+                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                    Ok(read) => PeerResponse::ReadIndex(read.index()),
+                    Err(_) => PeerResponse::Error(StoreError::NoLeader),
+                }
+            }
+            PeerRequest::LeaseKeepAlive { id } => {
+                if !self.raft.is_leader() {
+                    return PeerResponse::Error(StoreError::NoLeader);
+                }
+                match self.lessor.keep_alive(id) {
+                    Ok(ttl) => PeerResponse::LeaseTtl {
+                        remaining: ttl,
+                        granted: ttl,
+                    },
+                    Err(e) => PeerResponse::Error(e),
+                }
+            }
+            PeerRequest::LeaseTimeToLive { id } => {
+                if !self.raft.is_leader() {
+                    return PeerResponse::Error(StoreError::NoLeader);
+                }
+                let (remaining, granted) = self.lessor.time_to_live(id);
+                PeerResponse::LeaseTtl { remaining, granted }
+            }
+            PeerRequest::Info => PeerResponse::Info {
+                client_addr: self.cfg.client_addr.clone(),
+                name: self.cfg.name.clone(),
+            },
+        }
+    }
+
+    /// Runs `req` on the leader's lessor (locally or forwarded).
+    pub async fn on_leader(&self, req: PeerRequest) -> Result<PeerResponse> {
+        let deadline = Instant::now() + self.cfg.request_timeout;
+        loop {
+            let (leader, addr) = self.wait_leader(deadline).await?;
+            let resp = if leader == self.cfg.id {
+                self.on_peer(req_clone(&req)).await
+            } else {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.transport
+                    .call(&addr, &req, left)
+                    .await
+                    .unwrap_or(PeerResponse::Error(StoreError::NoLeader))
+            };
+            match resp {
+                PeerResponse::Error(StoreError::NoLeader) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                PeerResponse::Error(e) => return Err(e),
+                r => return Ok(r),
+            }
+        }
+    }
+
+    /// Whether this node currently leads.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Stops Raft; in-flight watch streams end.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        if let Err(e) = self.engine.sync_wal() {
+            tracing::warn!(error = %e, "final wal sync");
+        }
+    }
+}
+
+fn req_clone(r: &PeerRequest) -> PeerRequest {
+    match r {
+        PeerRequest::LeaseKeepAlive { id } => PeerRequest::LeaseKeepAlive { id: *id },
+        PeerRequest::LeaseTimeToLive { id } => PeerRequest::LeaseTimeToLive { id: *id },
+        PeerRequest::ReadIndex => PeerRequest::ReadIndex,
+        _ => PeerRequest::Info,
+    }
+}
+
+/// A stable cluster id derived from the initial membership (as etcd hashes its peer URLs).
+fn cluster_id(members: &BTreeMap<NodeId, String>) -> u64 {
+    // FNV-1a: stable across builds and platforms.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (id, addr) in members {
+        for b in id.to_be_bytes().iter().chain(addr.as_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}

@@ -1,0 +1,168 @@
+//! etcd `Lease` service: grant, revoke, keep-alive stream, time-to-live, list.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::observe;
+use crate::error::StoreError;
+use crate::keys::Keys;
+use crate::network::{PeerRequest, PeerResponse};
+use crate::node::{StoreNode, DEFAULT_SHARD};
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::types::Command;
+
+/// The Lease service of a store node.
+pub struct LeaseService {
+    node: Arc<StoreNode>,
+}
+
+impl LeaseService {
+    /// Serves `node`.
+    pub fn new(node: Arc<StoreNode>) -> Self {
+        Self { node }
+    }
+}
+
+async fn keep_alive(node: &StoreNode, id: i64) -> Result<LeaseKeepAliveResponse, StoreError> {
+    let ttl = match node.on_leader(PeerRequest::LeaseKeepAlive { id }).await {
+        Ok(PeerResponse::LeaseTtl { granted, .. }) => granted,
+        // etcd answers a keep-alive of an unknown lease with TTL 0.
+        Err(StoreError::LeaseNotFound) => 0,
+        Ok(other) => return Err(StoreError::Internal(format!("unexpected {other:?}"))),
+        Err(e) => return Err(e),
+    };
+    let rev = node.hub.revision();
+    Ok(LeaseKeepAliveResponse {
+        header: Some(node.header(rev)),
+        id,
+        ttl,
+    })
+}
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        req: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        observe("LeaseGrant", async {
+            let r = req.into_inner();
+            let id = if r.id != 0 {
+                r.id
+            } else {
+                rand::random::<i64>().abs().max(1)
+            };
+            let ttl = self.node.lessor.effective_ttl(r.ttl);
+            let bytes = self.node.propose(Command::LeaseGrant { id, ttl }).await?;
+            let mut resp = LeaseGrantResponse::decode(bytes.as_ref()).map_err(StoreError::from)?;
+            resp.header = Some(self.node.header(self.node.hub.revision()));
+            Ok(Response::new(resp))
+        })
+        .await
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        observe("LeaseRevoke", async {
+            let id = req.into_inner().id;
+            let bytes = self.node.propose(Command::LeaseRevoke { id }).await?;
+            let mut resp = LeaseRevokeResponse::decode(bytes.as_ref()).map_err(StoreError::from)?;
+            let rev = resp.header.as_ref().map_or(0, |h| h.revision);
+            resp.header = Some(self.node.header(rev));
+            Ok(Response::new(resp))
+        })
+        .await
+    }
+
+    type LeaseKeepAliveStream =
+        Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(64);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = node.shutdown.cancelled() => return,
+                    m = inbound.message() => m,
+                };
+                let r = match msg {
+                    Ok(Some(r)) => r,
+                    Ok(None) | Err(_) => return,
+                };
+                let resp = keep_alive(&node, r.id).await.map_err(Status::from);
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        observe("LeaseTimeToLive", async {
+            let r = req.into_inner();
+            let (remaining, granted) = match self
+                .node
+                .on_leader(PeerRequest::LeaseTimeToLive { id: r.id })
+                .await?
+            {
+                PeerResponse::LeaseTtl { remaining, granted } => (remaining, granted),
+                other => return Err(StoreError::Internal(format!("unexpected {other:?}")).into()),
+            };
+            let keys = if r.keys && remaining >= 0 {
+                self.node.read_barrier().await?;
+                crate::mvcc::lease_keys(&self.node.engine, Keys::new(DEFAULT_SHARD), r.id)?
+            } else {
+                Vec::new()
+            };
+            Ok(Response::new(LeaseTimeToLiveResponse {
+                header: Some(self.node.header(self.node.hub.revision())),
+                id: r.id,
+                ttl: remaining,
+                granted_ttl: granted,
+                keys,
+            }))
+        })
+        .await
+    }
+
+    async fn lease_leases(
+        &self,
+        _req: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        observe("LeaseLeases", async {
+            self.node.read_barrier().await?;
+            let leases = crate::mvcc::lease_table(&self.node.engine, Keys::new(DEFAULT_SHARD))?
+                .into_iter()
+                .map(|l| LeaseStatus { id: l.id })
+                .collect();
+            Ok(Response::new(LeaseLeasesResponse {
+                header: Some(self.node.header(self.node.hub.revision())),
+                leases,
+            }))
+        })
+        .await
+    }
+}

@@ -1,0 +1,169 @@
+//! etcd `Maintenance` (Status, Alarm, Defragment) and `Cluster` (MemberList) services.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use openraft::async_runtime::WatchReceiver;
+use tonic::{Request, Response, Status};
+
+use crate::network::{PeerRequest, PeerResponse, PeerTransport};
+use crate::node::StoreNode;
+use crate::proto::etcdserverpb::cluster_server::Cluster;
+use crate::proto::etcdserverpb::maintenance_server::Maintenance;
+use crate::proto::etcdserverpb::*;
+
+/// Version reported by Status: the etcd API level we implement.
+pub const ETCD_API_VERSION: &str = "3.4.0";
+
+/// The Maintenance service of a store node.
+pub struct MaintenanceService {
+    node: Arc<StoreNode>,
+}
+
+impl MaintenanceService {
+    /// Serves `node`.
+    pub fn new(node: Arc<StoreNode>) -> Self {
+        Self { node }
+    }
+}
+
+const NOT_YET: &str = "not implemented by navarch yet";
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, _req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        Ok(Response::new(AlarmResponse {
+            header: Some(self.node.header(self.node.hub.revision())),
+            alarms: Vec::new(),
+        }))
+    }
+
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let m = self.node.raft.metrics().borrow_watched().clone();
+        let size = self.node.engine.approximate_size() as i64;
+        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.node.cfg.id);
+        Ok(Response::new(StatusResponse {
+            header: Some(self.node.header(self.node.hub.revision())),
+            version: ETCD_API_VERSION.into(),
+            db_size: size,
+            leader: m.current_leader.unwrap_or(0),
+            raft_index: m.last_log_index.unwrap_or(0),
+            raft_term: m.current_term,
+            raft_applied_index: m.last_applied.as_ref().map_or(0, |l| l.index),
+            errors: Vec::new(),
+            db_size_in_use: size,
+            is_learner: !voter,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _req: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.node.header(self.node.hub.revision())),
+        }))
+    }
+
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn hash_kv(&self, _req: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+    async fn snapshot(
+        &self,
+        _req: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn move_leader(
+        &self,
+        _req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+}
+
+/// The Cluster service of a store node.
+pub struct ClusterService {
+    node: Arc<StoreNode>,
+}
+
+impl ClusterService {
+    /// Serves `node`.
+    pub fn new(node: Arc<StoreNode>) -> Self {
+        Self { node }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(&self, _r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn member_remove(
+        &self,
+        _r: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn member_update(
+        &self,
+        _r: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn member_promote(
+        &self,
+        _r: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn member_list(
+        &self,
+        _r: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        let m = self.node.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let mut members = Vec::new();
+        for (id, info) in membership.nodes() {
+            let (client, name) = if *id == self.node.cfg.id {
+                (self.node.cfg.client_addr.clone(), self.node.cfg.name.clone())
+            } else {
+                match self
+                    .node
+                    .transport
+                    .call(&info.peer_addr, &PeerRequest::Info, Duration::from_millis(500))
+                    .await
+                {
+                    Ok(PeerResponse::Info { client_addr, name }) => (client_addr, name),
+                    _ => (String::new(), String::new()),
+                }
+            };
+            members.push(Member {
+                id: *id,
+                name,
+                peer_ur_ls: vec![format!("http://{}", info.peer_addr)],
+                client_ur_ls: if client.is_empty() { vec![] } else { vec![format!("http://{client}")] },
+                is_learner: !voters.contains(id),
+            });
+        }
+        Ok(Response::new(MemberListResponse {
+            header: Some(self.node.header(self.node.hub.revision())),
+            members,
+        }))
+    }
+}

@@ -1,0 +1,198 @@
+//! The store's listeners: the etcd v3 gRPC API (plus `/metrics` and `/health` over HTTP/1.1 on
+//! the same port, as etcd does) and the peer service.
+
+mod kv;
+mod lease;
+mod maintenance;
+mod watch;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use prost::Message;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+pub use kv::KvService;
+pub use lease::LeaseService;
+pub use maintenance::{ClusterService, MaintenanceService, ETCD_API_VERSION};
+pub use watch::WatchService;
+
+use crate::error::StoreError;
+use crate::network::{PeerRequest, MAX_PEER_FRAME};
+use crate::node::StoreNode;
+use crate::proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+};
+use crate::proto::peer::peer_server::{Peer, PeerServer};
+use crate::proto::peer::PeerFrame;
+use crate::types::{decode, encode};
+
+/// gRPC's own framing allowance above the request limit (etcd adds the same 512 KiB).
+const GRPC_OVERHEAD: usize = 512 * 1024;
+
+/// Rejects requests over the node's `max_request_bytes`.
+pub(crate) fn check_size<M: Message>(node: &StoreNode, m: &M) -> Result<(), StoreError> {
+    if m.encoded_len() > node.cfg.max_request_bytes {
+        return Err(StoreError::RequestTooLarge);
+    }
+    Ok(())
+}
+
+/// Records count and latency of one API call.
+pub(crate) async fn observe<T>(
+    method: &'static str,
+    f: impl Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    let start = Instant::now();
+    let r = f.await;
+    let code = match &r {
+        Ok(_) => "OK".to_string(),
+        Err(s) => format!("{:?}", s.code()),
+    };
+    metrics::counter!("navarch_store_requests_total", "method" => method, "code" => code).increment(1);
+    metrics::histogram!("navarch_store_request_duration_seconds", "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    r
+}
+
+/// The process-wide Prometheus recorder.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static H: OnceLock<PrometheusHandle> = OnceLock::new();
+    H.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (several nodes in one test process).
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+struct PeerService {
+    node: Arc<StoreNode>,
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn call(&self, req: Request<PeerFrame>) -> Result<Response<PeerFrame>, Status> {
+        let req: PeerRequest =
+            decode(&req.into_inner().payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let resp = self.node.on_peer(req).await;
+        let payload = encode(&resp).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(PeerFrame { payload }))
+    }
+}
+
+fn update_gauges(node: &StoreNode) {
+    let m = node.raft.metrics().borrow_watched().clone();
+    metrics::gauge!("navarch_store_raft_term").set(m.current_term as f64);
+    metrics::gauge!("navarch_store_is_leader").set(if node.is_leader() { 1.0 } else { 0.0 });
+    metrics::gauge!("navarch_store_applied_index")
+        .set(m.last_applied.as_ref().map_or(0, |l| l.index) as f64);
+    metrics::gauge!("navarch_store_revision").set(node.hub.revision() as f64);
+    let (streams, watchers) = node.hub.counts();
+    metrics::gauge!("navarch_store_hub_streams").set(streams as f64);
+    metrics::gauge!("navarch_store_hub_watchers").set(watchers as f64);
+    metrics::gauge!("navarch_store_db_size_bytes").set(node.engine.approximate_size() as f64);
+}
+
+/// Serves the etcd API on `client` and the peer service on `peer` until `shutdown` resolves.
+pub async fn serve(
+    node: Arc<StoreNode>,
+    client: tokio::net::TcpListener,
+    peer: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StoreError> {
+    let handle = prometheus();
+    let limit = node.cfg.max_request_bytes + GRPC_OVERHEAD;
+    let token = node.shutdown.clone();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+
+    let routes = tonic::service::Routes::new(
+        KvServer::new(KvService::new(node.clone()))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(WatchServer::new(WatchService::new(node.clone())).max_decoding_message_size(limit))
+    .add_service(LeaseServer::new(LeaseService::new(node.clone())))
+    .add_service(ClusterServer::new(ClusterService::new(node.clone())))
+    .add_service(MaintenanceServer::new(MaintenanceService::new(node.clone())));
+    let health_node = node.clone();
+    let http = routes
+        .into_axum_router()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = handle.render();
+                async move { body }
+            }),
+        )
+        .route(
+            "/health",
+            axum::routing::get(move || {
+                let ok = health_node.raft.metrics().borrow_watched().current_leader.is_some();
+                async move {
+                    if ok {
+                        (axum::http::StatusCode::OK, r#"{"health":"true"}"#)
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false","reason":"no leader"}"#)
+                    }
+                }
+            }),
+        );
+
+    let gauges_node = node.clone();
+    let gauges_stop = token.clone();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = gauges_stop.cancelled() => return,
+                _ = t.tick() => update_gauges(&gauges_node),
+            }
+        }
+    });
+
+    let peer_server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            PeerServer::new(PeerService { node: node.clone() })
+                .max_decoding_message_size(MAX_PEER_FRAME)
+                .max_encoding_message_size(MAX_PEER_FRAME),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(peer), token.clone().cancelled_owned());
+    let client_server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(http))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(client), token.clone().cancelled_owned());
+    tracing::info!(
+        client = %node.cfg.client_addr,
+        peer = %node.cfg.peer_addr,
+        id = node.cfg.id,
+        "store serving"
+    );
+    let (a, b) = tokio::join!(peer_server, client_server);
+    a.map_err(|e| StoreError::Internal(format!("peer server: {e}")))?;
+    b.map_err(|e| StoreError::Internal(format!("client server: {e}")))?;
+    Ok(())
+}
+
+/// Binds a listener, with a clear error naming the address.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, StoreError> {
+    let sa: SocketAddr = addr
+        .parse()
+        .map_err(|e| StoreError::Internal(format!("bad address {addr:?}: {e}")))?;
+    tokio::net::TcpListener::bind(sa)
+        .await
+        .map_err(|e| StoreError::Internal(format!("bind {addr}: {e}")))
+}

@@ -1,0 +1,462 @@
+//! etcd `Watch` service: one task per gRPC stream multiplexes its watchers.
+//!
+//! ```text
+//! create(start_rev) ─► hub.add_watcher → R ─► replay [start_rev, R] from RocksDB
+//!                                          └─► live revisions > R from the hub channel
+//! ```
+//! Events of one revision always travel in one response; revisions are delivered in order, once.
+//! A progress notification with revision R is sent only after every event ≤ R of this stream has
+//! been sent (the hub's ordering guarantee plus draining the channel first).
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::StoreError;
+use crate::keys::KeyRange;
+use crate::node::StoreNode;
+use crate::proto::etcdserverpb::watch_request::RequestUnion;
+use crate::proto::etcdserverpb::watch_server::Watch;
+use crate::proto::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest, WatchRequest, WatchResponse};
+use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
+use crate::watch::{RevisionEvents, Subscription};
+
+/// Events per replay response (a revision is never split, so a response may hold more).
+const REPLAY_BATCH: usize = 1000;
+/// etcd's id for responses not tied to one watcher (progress responses).
+const NO_WATCH_ID: i64 = -1;
+
+/// The Watch service of a store node.
+pub struct WatchService {
+    node: Arc<StoreNode>,
+}
+
+impl WatchService {
+    /// Serves `node`.
+    pub fn new(node: Arc<StoreNode>) -> Self {
+        Self { node }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(256);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            metrics::gauge!("navarch_store_watch_streams").increment(1.0);
+            let mut s = StreamTask::new(node, tx);
+            if let Err(e) = s.run(inbound).await {
+                tracing::debug!(error = %e, "watch stream ended");
+            }
+            s.close();
+            metrics::gauge!("navarch_store_watch_streams").decrement(1.0);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct Watcher {
+    range: KeyRange,
+    /// Revisions below this are not delivered (already replayed, or before the start).
+    next_rev: i64,
+    prev_kv: bool,
+    no_put: bool,
+    no_delete: bool,
+    progress_notify: bool,
+    sent_since_tick: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StreamEnd {
+    #[error("client went away")]
+    ClientGone,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("request stream: {0}")]
+    Inbound(#[from] Status),
+}
+
+struct StreamTask {
+    node: Arc<StoreNode>,
+    out: mpsc::Sender<Result<WatchResponse, Status>>,
+    sub: Subscription,
+    watchers: HashMap<i64, Watcher>,
+    next_id: i64,
+}
+
+impl StreamTask {
+    fn new(node: Arc<StoreNode>, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+        let sub = node.hub.subscribe();
+        Self {
+            node,
+            out,
+            sub,
+            watchers: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    fn close(&self) {
+        self.node.hub.unsubscribe(self.sub.id);
+    }
+
+    async fn send(&self, mut r: WatchResponse, rev: i64) -> Result<(), StreamEnd> {
+        r.header = Some(self.node.header(rev));
+        self.out.send(Ok(r)).await.map_err(|_| StreamEnd::ClientGone)
+    }
+
+    async fn run(&mut self, mut inbound: Streaming<WatchRequest>) -> Result<(), StreamEnd> {
+        let interval = self.node.cfg.watch_progress_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.node.shutdown.cancelled() => return Ok(()),
+                msg = self.sub.rx.recv() => match msg {
+                    Some(first) => self.deliver_live(first).await?,
+                    None => self.on_lagged().await?,
+                },
+                req = inbound.message() => match req? {
+                    Some(r) => self.on_request(r).await?,
+                    None => return Ok(()),
+                },
+                _ = tick.tick() => self.on_tick().await?,
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: WatchRequest) -> Result<(), StreamEnd> {
+        match req.request_union {
+            Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
+            Some(RequestUnion::CancelRequest(c)) => {
+                let known = self.watchers.remove(&c.watch_id).is_some();
+                self.node.hub.remove_watcher(self.sub.id, c.watch_id);
+                if known {
+                    let rev = self.node.hub.revision();
+                    self.send(
+                        WatchResponse {
+                            watch_id: c.watch_id,
+                            canceled: true,
+                            ..Default::default()
+                        },
+                        rev,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Some(RequestUnion::ProgressRequest(_)) => {
+                let rev = self.flush_to_now().await?;
+                self.send(
+                    WatchResponse {
+                        watch_id: NO_WATCH_ID,
+                        ..Default::default()
+                    },
+                    rev,
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, c: WatchCreateRequest) -> Result<(), StreamEnd> {
+        let cur = self.node.hub.revision();
+        let reject = |watch_id: i64, reason: String| WatchResponse {
+            watch_id,
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..Default::default()
+        };
+        if c.key.is_empty() && c.range_end.is_empty() {
+            return self.send(reject(-1, StoreError::EmptyKey.to_string()), cur).await;
+        }
+        let range = KeyRange::new(&c.key, &c.range_end);
+        if range.is_inverted() {
+            return self.send(reject(-1, StoreError::InvertedRange.to_string()), cur).await;
+        }
+        let id = if c.watch_id != 0 {
+            if self.watchers.contains_key(&c.watch_id) {
+                return self
+                    .send(
+                        reject(c.watch_id, "mvcc: duplicate watch ID provided on the WatchStream".into()),
+                        cur,
+                    )
+                    .await;
+            }
+            c.watch_id
+        } else {
+            while self.watchers.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id
+        };
+        let compact = self.node.reader().compact_revision()?;
+        if c.start_revision > 0 && c.start_revision < compact {
+            self.send(
+                WatchResponse {
+                    watch_id: id,
+                    created: true,
+                    ..Default::default()
+                },
+                cur,
+            )
+            .await?;
+            return self
+                .send(
+                    WatchResponse {
+                        watch_id: id,
+                        canceled: true,
+                        compact_revision: compact,
+                        cancel_reason: StoreError::Compacted {
+                            compact_revision: compact,
+                        }
+                        .to_string(),
+                        ..Default::default()
+                    },
+                    cur,
+                )
+                .await;
+        }
+        let Some(upto) = self.node.hub.add_watcher(self.sub.id, id, range.clone()) else {
+            // The subscription just lagged; it is renewed on the next loop turn.
+            return self.send(reject(id, "watch stream is resubscribing; retry".into()), cur).await;
+        };
+        let filters: Vec<_> = c.filters.iter().filter_map(|f| FilterType::try_from(*f).ok()).collect();
+        let mut w = Watcher {
+            range,
+            next_rev: upto + 1,
+            prev_kv: c.prev_kv,
+            no_put: filters.contains(&FilterType::Noput),
+            no_delete: filters.contains(&FilterType::Nodelete),
+            progress_notify: c.progress_notify,
+            sent_since_tick: false,
+        };
+        self.send(
+            WatchResponse {
+                watch_id: id,
+                created: true,
+                ..Default::default()
+            },
+            upto,
+        )
+        .await?;
+        if c.start_revision > 0 && c.start_revision <= upto {
+            self.replay(id, &w, c.start_revision, upto).await?;
+        }
+        if c.start_revision > upto {
+            w.next_rev = c.start_revision;
+        }
+        self.watchers.insert(id, w);
+        metrics::counter!("navarch_store_watchers_created_total").increment(1);
+        Ok(())
+    }
+
+    /// Sends the history `[from, to]` of a new watcher from storage.
+    async fn replay(&self, id: i64, w: &Watcher, from: i64, to: i64) -> Result<(), StreamEnd> {
+        let node = self.node.clone();
+        let range = w.range.clone();
+        let want_prev = w.prev_kv;
+        let revs = tokio::task::spawn_blocking(move || -> Result<BTreeMap<i64, Vec<Event>>, StoreError> {
+            let reader = node.reader();
+            let mut revs: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+            reader.scan_changes(from, to, |rev, _sub, key| {
+                if !range.contains(&key) {
+                    return Ok(true);
+                }
+                let kv = reader.version_at(&key, rev)?;
+                let (ty, kv) = match kv {
+                    Some(kv) if kv.version != 0 => (EventType::Put, kv),
+                    _ => (
+                        EventType::Delete,
+                        KeyValue {
+                            key: key.clone(),
+                            mod_revision: rev,
+                            ..Default::default()
+                        },
+                    ),
+                };
+                let prev_kv = if want_prev { reader.version_before(&key, rev)? } else { None };
+                revs.entry(rev).or_default().push(Event {
+                    r#type: ty as i32,
+                    kv: Some(kv),
+                    prev_kv,
+                });
+                Ok(true)
+            })?;
+            Ok(revs)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
+        let mut batch = Vec::new();
+        let mut last = 0;
+        for (rev, events) in revs {
+            let events: Vec<Event> = events.into_iter().filter_map(|e| w.shape(e)).collect();
+            if events.is_empty() {
+                continue;
+            }
+            batch.extend(events);
+            last = rev;
+            if batch.len() >= REPLAY_BATCH {
+                self.send_events(id, std::mem::take(&mut batch), last).await?;
+            }
+        }
+        if !batch.is_empty() {
+            self.send_events(id, batch, last).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_events(&self, id: i64, events: Vec<Event>, rev: i64) -> Result<(), StreamEnd> {
+        metrics::counter!("navarch_store_watch_events_sent_total").increment(events.len() as u64);
+        self.send(
+            WatchResponse {
+                watch_id: id,
+                events,
+                ..Default::default()
+            },
+            rev,
+        )
+        .await
+    }
+
+    /// Delivers `first` and whatever else is queued, one response per watcher.
+    async fn deliver_live(&mut self, first: RevisionEvents) -> Result<(), StreamEnd> {
+        let mut revs = vec![first];
+        while revs.len() < 64 {
+            match self.sub.rx.try_recv() {
+                Ok(r) => revs.push(r),
+                Err(_) => break,
+            }
+        }
+        self.deliver(revs).await
+    }
+
+    async fn deliver(&mut self, revs: Vec<RevisionEvents>) -> Result<(), StreamEnd> {
+        let mut out: BTreeMap<i64, (Vec<Event>, i64)> = BTreeMap::new();
+        for r in &revs {
+            for (id, w) in &self.watchers {
+                if r.rev < w.next_rev {
+                    continue;
+                }
+                let evs: Vec<Event> = r
+                    .events
+                    .iter()
+                    .filter(|e| e.kv.as_ref().is_some_and(|kv| w.range.contains(&kv.key)))
+                    .filter_map(|e| w.shape(e.clone()))
+                    .collect();
+                if !evs.is_empty() {
+                    let slot = out.entry(*id).or_default();
+                    slot.0.extend(evs);
+                    slot.1 = r.rev;
+                }
+            }
+        }
+        for (id, (events, rev)) in out {
+            if let Some(w) = self.watchers.get_mut(&id) {
+                w.sent_since_tick = true;
+                w.next_rev = rev + 1;
+            }
+            self.send_events(id, events, rev).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers every queued revision; returns a revision R such that all events ≤ R are sent.
+    async fn flush_to_now(&mut self) -> Result<i64, StreamEnd> {
+        let rev = self.node.hub.revision();
+        let mut revs = Vec::new();
+        while let Ok(r) = self.sub.rx.try_recv() {
+            revs.push(r);
+        }
+        if !revs.is_empty() {
+            self.deliver(revs).await?;
+        }
+        if self.sub.lagged.load(Ordering::SeqCst) {
+            self.on_lagged().await?;
+        }
+        Ok(rev)
+    }
+
+    async fn on_tick(&mut self) -> Result<(), StreamEnd> {
+        if !self.watchers.values().any(|w| w.progress_notify) {
+            return Ok(());
+        }
+        let rev = self.flush_to_now().await?;
+        let due: Vec<i64> = self
+            .watchers
+            .iter_mut()
+            .filter(|(_, w)| w.progress_notify)
+            .filter_map(|(id, w)| (!std::mem::replace(&mut w.sent_since_tick, false)).then_some(*id))
+            .collect();
+        for id in due {
+            self.send(
+                WatchResponse {
+                    watch_id: id,
+                    ..Default::default()
+                },
+                rev,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The hub dropped this stream (too slow, or storage replaced by a snapshot): cancel every
+    /// watcher, telling the client where to resume, and subscribe afresh.
+    async fn on_lagged(&mut self) -> Result<(), StreamEnd> {
+        if !self.sub.lagged.load(Ordering::SeqCst) {
+            return Err(StreamEnd::Store(StoreError::Stopped));
+        }
+        let watchers = std::mem::take(&mut self.watchers);
+        self.sub = self.node.hub.subscribe();
+        metrics::counter!("navarch_store_watchers_cancelled_slow_total").increment(watchers.len() as u64);
+        let rev = self.node.hub.revision();
+        for (id, w) in watchers {
+            self.send(
+                WatchResponse {
+                    watch_id: id,
+                    canceled: true,
+                    cancel_reason: format!(
+                        "watcher fell behind (slow consumer or store replaced); resume from revision {}",
+                        w.next_rev
+                    ),
+                    ..Default::default()
+                },
+                rev,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Watcher {
+    /// Applies the watcher's filters and `prev_kv` choice to an event.
+    fn shape(&self, mut e: Event) -> Option<Event> {
+        let is_put = e.r#type == EventType::Put as i32;
+        if (is_put && self.no_put) || (!is_put && self.no_delete) {
+            return None;
+        }
+        if !self.prev_kv {
+            e.prev_kv = None;
+        }
+        Some(e)
+    }
+}

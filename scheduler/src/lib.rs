@@ -1,0 +1,1 @@
+//! Batched, plugin-based pod scheduler (Filter/Score plugins over one snapshot). Not built yet: see its issue.

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Store benchmark: Navarch's raftstore against a real etcd, same machine, same load.
+#
+# Starts a 3-node etcd (the Debian etcd-server binary, fsync on as by default) on
+# 127.0.0.1:32379/32479/32579 (peers 32380/32480/32580) and a 3-node Navarch store on
+# 127.0.0.1:22379/22479/22579 (peers 22380/22480/22580), waits until both answer
+# `etcdctl endpoint health`, then runs `navarch loadtest store` with the same load shape
+# against each and prints both tables plus the navarch/etcd throughput and p99 ratios.
+# Every process it starts is stopped on exit; data lives in a mktemp dir that is removed
+# (set KEEP_WORK=1 to keep it and the logs).
+#
+# Environment (defaults in brackets):
+#   NAVARCH        navarch binary [$CARGO_TARGET_DIR/release/navarch, else target/release/navarch]
+#   ETCD, ETCDCTL  [/usr/bin/etcd, /usr/bin/etcdctl]
+#   WORKLOADS      space-separated op:value_bytes list [put:256 put:3072]
+#   CLIENTS [64]  CONNS [8]  TOTAL [100000]  WARMUP [1000]  KEYS [10000]
+#   DURATION_SECS  optional cap per run
+#   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
+#   KEEP_WORK      keep the data/log directory [0]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+. scripts/lib.sh
+
+if [ -z "${NAVARCH:-}" ]; then
+  for candidate in "$CARGO_TARGET_DIR/release/navarch" "$ROOT/target/release/navarch"; do
+    if [ -x "$candidate" ]; then
+      NAVARCH="$candidate"
+      break
+    fi
+  done
+fi
+if [ -z "${NAVARCH:-}" ] || [ ! -x "$NAVARCH" ]; then
+  echo "bench-store: no navarch binary; build it with 'cargo build --release --bin navarch' or set NAVARCH" >&2
+  exit 1
+fi
+ETCD="${ETCD:-/usr/bin/etcd}"
+ETCDCTL="${ETCDCTL:-/usr/bin/etcdctl}"
+for bin in "$ETCD" "$ETCDCTL" jq; do
+  command -v "$bin" >/dev/null 2>&1 || { echo "bench-store: $bin not found" >&2; exit 1; }
+done
+
+WORKLOADS="${WORKLOADS:-put:256 put:3072}"
+CLIENTS="${CLIENTS:-64}"
+CONNS="${CONNS:-8}"
+TOTAL="${TOTAL:-100000}"
+WARMUP="${WARMUP:-1000}"
+KEYS="${KEYS:-10000}"
+DURATION_SECS="${DURATION_SECS:-}"
+HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-60}"
+KEEP_WORK="${KEEP_WORK:-0}"
+
+ETCD_ENDPOINTS="127.0.0.1:32379,127.0.0.1:32479,127.0.0.1:32579"
+NAVARCH_ENDPOINTS="127.0.0.1:22379,127.0.0.1:22479,127.0.0.1:22579"
+
+WORK="$(mktemp -d -t navarch-bench-store.XXXXXX)"
+PIDS=()
+NAMES=()
+LOAD_PID=""
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  if [ -n "$LOAD_PID" ]; then
+    kill -TERM "$LOAD_PID" 2>/dev/null || true
+    wait "$LOAD_PID" 2>/dev/null || true
+  fi
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  # Give them 10 s to exit cleanly, then SIGKILL whatever is left.
+  local deadline=$((SECONDS + 10))
+  for pid in "${PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$KEEP_WORK" = "1" ]; then
+    echo "bench-store: data and logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME LOG CMD...: runs CMD in the background and remembers its pid.
+start() {
+  local name="$1" log="$2"
+  shift 2
+  "$@" >"$log" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+}
+
+# Fails with the log tail if any started process has died.
+check_alive() {
+  local i
+  for i in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+      echo "bench-store: ${NAMES[$i]} (pid ${PIDS[$i]}) exited; last log lines:" >&2
+      tail -n 20 "$WORK/${NAMES[$i]}.log" >&2 || true
+      return 1
+    fi
+  done
+}
+
+# wait_healthy NAME ENDPOINTS: polls `etcdctl endpoint health` until every endpoint is healthy.
+wait_healthy() {
+  local name="$1" endpoints="$2"
+  local deadline=$((SECONDS + HEALTH_TIMEOUT))
+  while :; do
+    check_alive
+    if "$ETCDCTL" --endpoints="$endpoints" --dial-timeout=1s --command-timeout=2s \
+      endpoint health >"$WORK/$name-health.out" 2>&1; then
+      echo "bench-store: $name healthy ($endpoints)" >&2
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "bench-store: $name not healthy after ${HEALTH_TIMEOUT}s:" >&2
+      cat "$WORK/$name-health.out" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+echo "bench-store: work dir $WORK" >&2
+
+# --- real etcd, 3 members ---
+ETCD_CLUSTER="e1=http://127.0.0.1:32380,e2=http://127.0.0.1:32480,e3=http://127.0.0.1:32580"
+for i in 1 2 3; do
+  client=$((32279 + i * 100))
+  peer=$((32280 + i * 100))
+  start "etcd$i" "$WORK/etcd$i.log" "$ETCD" \
+    --name "e$i" \
+    --data-dir "$WORK/etcd$i" \
+    --listen-client-urls "http://127.0.0.1:$client" \
+    --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "$ETCD_CLUSTER" \
+    --initial-cluster-token navarch-bench-store \
+    --initial-cluster-state new
+done
+
+# --- Navarch store, 3 nodes ---
+NAVARCH_CLUSTER="1=127.0.0.1:22380,2=127.0.0.1:22480,3=127.0.0.1:22580"
+for i in 1 2 3; do
+  client=$((22279 + i * 100))
+  peer=$((22280 + i * 100))
+  start "navarch$i" "$WORK/navarch$i.log" "$NAVARCH" store \
+    --data-dir "$WORK/navarch$i" \
+    --client-addr "127.0.0.1:$client" \
+    --peer-addr "127.0.0.1:$peer" \
+    --id "$i" \
+    --initial-cluster "$NAVARCH_CLUSTER"
+done
+
+wait_healthy etcd "$ETCD_ENDPOINTS"
+wait_healthy navarch "$NAVARCH_ENDPOINTS"
+
+# run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report to $WORK/reports.
+run_load() {
+  local name="$1" endpoints="$2" op="$3" value="$4"
+  local out="$WORK/$name-$op-$value.out"
+  local extra=()
+  [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
+  check_alive
+  echo >&2
+  # In the background plus `wait`, so a SIGTERM to this script is handled at once
+  # (bash defers traps while a foreground child runs). Progress goes to stderr live.
+  "$NAVARCH" loadtest store \
+    --endpoints "$endpoints" \
+    --clients "$CLIENTS" --conns "$CONNS" \
+    --op "$op" --value-size "$value" --keys "$KEYS" \
+    --total "$TOTAL" --warmup "$WARMUP" \
+    --key-prefix "/bench/$op-$value/" \
+    --label "$name $op ${value}B" --json "${extra[@]}" >"$out" &
+  LOAD_PID=$!
+  wait "$LOAD_PID"
+  LOAD_PID=""
+  grep -v '^{' "$out"
+  grep '^{' "$out" | tail -n 1 >>"$WORK/reports"
+}
+
+: >"$WORK/reports"
+for workload in $WORKLOADS; do
+  op="${workload%%:*}"
+  value="${workload##*:}"
+  run_load etcd "$ETCD_ENDPOINTS" "$op" "$value"
+  run_load navarch "$NAVARCH_ENDPOINTS" "$op" "$value"
+done
+
+# --- summary ---
+field() { # field LABEL KEY
+  jq -r --arg l "$1" --arg k "$2" 'select(.label == $l) | .[$k]' "$WORK/reports"
+}
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
+}
+
+echo
+echo "== runs =="
+{
+  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\n'
+  jq -r '[.label, .ok, .errors, .conflicts, (.elapsed_secs * 100 | round / 100),
+          (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms] | @tsv' \
+    "$WORK/reports"
+} | column -t -s "$(printf '\t')"
+echo
+echo "== summary (clients=$CLIENTS conns=$CONNS total=$TOTAL keys=$KEYS) =="
+printf '%-12s %7s %14s %14s %10s %10s %10s %10s\n' \
+  op value_B etcd_req/s navarch_req/s tput_ratio etcd_p99 nav_p99 p99_ratio
+for workload in $WORKLOADS; do
+  op="${workload%%:*}"
+  value="${workload##*:}"
+  e_tput="$(field "etcd $op ${value}B" throughput)"
+  n_tput="$(field "navarch $op ${value}B" throughput)"
+  e_p99="$(field "etcd $op ${value}B" p99_ms)"
+  n_p99="$(field "navarch $op ${value}B" p99_ms)"
+  printf '%-12s %7s %14.1f %14.1f %10s %10.3f %10.3f %10s\n' \
+    "$op" "$value" "$e_tput" "$n_tput" "$(ratio "$n_tput" "$e_tput")" \
+    "$e_p99" "$n_p99" "$(ratio "$n_p99" "$e_p99")"
+done
+echo "(tput_ratio = navarch/etcd throughput, higher is better; p99_ratio = navarch/etcd p99, lower is better)"
+errors="$(jq -s 'map(.errors) | add' "$WORK/reports")"
+if [ "$errors" != "0" ]; then
+  echo "bench-store: WARNING: $errors requests failed; see the runs above" >&2
+fi

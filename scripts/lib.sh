@@ -1,0 +1,28 @@
+# Shared by scripts/*.sh: system packages and the build cache.
+# shellcheck shell=bash
+
+# Debian packages the build and the tests need: libclang (RocksDB bindings), protoc (etcd API
+# protos), etcd-client (etcdctl, for compatibility tests) and etcd-server (benchmark anchor).
+NAVARCH_PACKAGES=(libclang-dev clang protobuf-compiler etcd-client etcd-server)
+
+ensure_packages() {
+  local missing=()
+  for p in "${NAVARCH_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing missing packages: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # etcd-server's package may start a system etcd on 2379; Navarch's defaults use that port.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+    echo "note: a system etcd service is running (it may hold port 2379)" >&2
+  fi
+}
+
+# Build outputs live outside the clone so fresh clones (CI) reuse the RocksDB build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/navarch-target}"
+mkdir -p "$CARGO_TARGET_DIR"

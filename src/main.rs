@@ -1,0 +1,186 @@
+//! The `navarch` binary: thin subcommands over the workspace crates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use navarch_raftstore::{server, NodeConfig, StoreNode};
+
+#[derive(Parser)]
+#[command(name = "navarch", version, about = "Navarch: a Kubernetes-compatible control plane for very large fleets")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local control plane (today: an embedded single-node store) in the foreground.
+    Up {
+        /// Data directory.
+        #[arg(long, default_value = "navarch-data")]
+        data_dir: PathBuf,
+        /// etcd API address of the embedded store.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        store_addr: String,
+        /// Peer address of the embedded store.
+        #[arg(long, default_value = "127.0.0.1:2380")]
+        store_peer_addr: String,
+    },
+    /// Run one store node (Navarch's etcd).
+    Store(StoreArgs),
+    /// Benchmarks.
+    Loadtest {
+        #[command(subcommand)]
+        what: LoadtestCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoadtestCmd {
+    /// Drive the etcd v3 API of any endpoints (Navarch's store or a real etcd).
+    Store(navarch_loadtest::StoreArgs),
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Data directory (created if missing; restarting with the same directory resumes).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// etcd v3 API listen address (also serves /metrics and /health).
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    client_addr: String,
+    /// Peer (Raft) listen address.
+    #[arg(long, default_value = "127.0.0.1:2380")]
+    peer_addr: String,
+    /// This member's id (> 0).
+    #[arg(long, default_value_t = 1)]
+    id: u64,
+    /// Member name (default navarch-ID).
+    #[arg(long)]
+    name: Option<String>,
+    /// Initial members as `ID=HOST:PORT,...` (peer addresses); default: this node alone.
+    #[arg(long)]
+    initial_cluster: Option<String>,
+    /// Largest request accepted, in bytes (etcd's --max-request-bytes).
+    #[arg(long, default_value_t = 3 * 512 * 1024)]
+    max_request_bytes: usize,
+    /// Raft heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Raft election timeout in milliseconds (randomized up to twice this).
+    #[arg(long, default_value_t = 1000)]
+    election_timeout_ms: u64,
+    /// Interval of watch progress notifications, in milliseconds.
+    #[arg(long, default_value_t = 600_000)]
+    watch_progress_notify_interval_ms: u64,
+    /// Applied entries between snapshots (the log is purged behind a snapshot).
+    #[arg(long, default_value_t = 20_000)]
+    snapshot_count: u64,
+    /// Interval of lease remaining-TTL checkpoints, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    lease_checkpoint_interval_ms: u64,
+}
+
+fn parse_cluster(s: &str) -> Result<BTreeMap<u64, String>> {
+    let mut m = BTreeMap::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .with_context(|| format!("--initial-cluster entry {part:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("bad member id {id:?}"))?;
+        let addr = addr.trim().trim_start_matches("http://").to_string();
+        if m.insert(id, addr).is_some() {
+            bail!("member id {id} listed twice in --initial-cluster");
+        }
+    }
+    Ok(m)
+}
+
+impl StoreArgs {
+    fn into_config(self) -> Result<NodeConfig> {
+        if self.id == 0 {
+            bail!("--id must be > 0");
+        }
+        let mut cfg = NodeConfig::single(self.data_dir, &self.client_addr, &self.peer_addr);
+        cfg.id = self.id;
+        cfg.name = self.name.unwrap_or_else(|| format!("navarch-{}", self.id));
+        if let Some(c) = self.initial_cluster {
+            cfg.initial_cluster = parse_cluster(&c)?;
+            match cfg.initial_cluster.get(&self.id) {
+                Some(a) if a == &self.peer_addr => {}
+                Some(a) => bail!("--initial-cluster gives member {} the peer address {a}, but --peer-addr is {}", self.id, self.peer_addr),
+                None => bail!("--initial-cluster does not list this member (--id {})", self.id),
+            }
+        } else {
+            cfg.initial_cluster = BTreeMap::from([(self.id, self.peer_addr.clone())]);
+        }
+        cfg.max_request_bytes = self.max_request_bytes;
+        cfg.heartbeat = Duration::from_millis(self.heartbeat_ms);
+        cfg.election_timeout = Duration::from_millis(self.election_timeout_ms);
+        cfg.watch_progress_interval = Duration::from_millis(self.watch_progress_notify_interval_ms.max(1));
+        cfg.snapshot_entries = self.snapshot_count.max(1);
+        cfg.lease_checkpoint_interval = Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
+        Ok(cfg)
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    }
+}
+
+async fn run_store(cfg: NodeConfig) -> Result<()> {
+    let client = server::bind(&cfg.client_addr).await?;
+    let peer = server::bind(&cfg.peer_addr).await?;
+    let node = StoreNode::start(cfg).await.context("starting store node")?;
+    let res = server::serve(node.clone(), client, peer, terminated()).await;
+    node.shutdown().await;
+    tracing::info!("store stopped");
+    res.map_err(Into::into)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up { data_dir, store_addr, store_peer_addr } => {
+                let cfg = NodeConfig::single(data_dir, &store_addr, &store_peer_addr);
+                eprintln!("navarch up: store (etcd v3 API) on {store_addr}; try: ETCDCTL_API=3 etcdctl --endpoints={store_addr} put foo bar");
+                run_store(cfg).await
+            }
+            Cmd::Store(a) => run_store(a.into_config()?).await,
+            Cmd::Loadtest { what: LoadtestCmd::Store(a) } => {
+                navarch_loadtest::run_store(a).await.map(|_| ())
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parses_and_rejects_duplicates() {
+        let m = parse_cluster("1=127.0.0.1:2380,2=http://127.0.0.1:12380").unwrap();
+        assert_eq!(m[&2], "127.0.0.1:12380");
+        assert!(parse_cluster("1=a:1,1=b:2").is_err());
+        assert!(parse_cluster("x=a:1").is_err());
+        assert!(parse_cluster("1").is_err());
+    }
+}

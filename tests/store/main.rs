@@ -1,0 +1,10 @@
+//! End-to-end tests of the store: real `navarch store` processes on loopback, real etcdctl,
+//! real kill -9, a linearizability checker.
+
+mod support;
+mod t05_lincheck;
+mod t06_lincheck_store;
+mod t10_etcdctl;
+mod t20_bad_input;
+mod t30_cluster_faults;
+mod t40_linearizability;

@@ -1,0 +1,168 @@
+//! Concurrent put/get/CAS on a few keys against three real store processes while the leader is
+//! killed and restarted; the recorded history must be linearizable (see support::lincheck).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use navarch_raftstore::proto::etcdserverpb::{
+    compare, request_op, Compare, PutRequest, RequestOp, TxnRequest,
+};
+use rand::{Rng, SeedableRng};
+
+use crate::support::lincheck::{check, CheckResult, Op, Outcome, Recorder};
+use crate::support::{Client, Cluster};
+
+const KEYS: [&str; 3] = ["/lin/a", "/lin/b", "/lin/c"];
+const OPS_PER_CLIENT: usize = 120;
+const CLIENTS: usize = 5;
+
+async fn cas(
+    c: &mut Client,
+    key: &str,
+    expect: i64,
+    value: &str,
+) -> Result<(bool, i64), tonic::Status> {
+    let r =
+        c.kv.txn(TxnRequest {
+            compare: vec![Compare {
+                result: compare::CompareResult::Equal as i32,
+                target: compare::CompareTarget::Mod as i32,
+                key: key.as_bytes().to_vec(),
+                range_end: vec![],
+                target_union: Some(compare::TargetUnion::ModRevision(expect)),
+            }],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: key.as_bytes().to_vec(),
+                    value: value.as_bytes().to_vec(),
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![],
+        })
+        .await?
+        .into_inner();
+    Ok((r.succeeded, r.header.map_or(0, |h| h.revision)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_with_leader_kill_and_restart_is_linearizable() {
+    let mut c = Cluster::start(3, &[]);
+    for n in &c.nodes {
+        Client::connect_eventually(&n.client_addr).await;
+    }
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+    let addrs: Vec<String> = c.nodes.iter().map(|n| n.client_addr.clone()).collect();
+    let rec = Arc::new(Recorder::new());
+
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let rec = rec.clone();
+        let addrs = addrs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(client as u64 * 7919 + 1);
+            let mut node = client % addrs.len();
+            let mut conn: Option<Client> = None;
+            let mut last_mod = [0i64; 3];
+            for n in 0..OPS_PER_CLIENT {
+                if conn.is_none() {
+                    conn = Client::connect(&addrs[node]).await.ok();
+                    if conn.is_none() {
+                        node = (node + 1) % addrs.len();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+                let cl = conn.as_mut().unwrap();
+                let k = rng.random_range(0..KEYS.len());
+                let key = KEYS[k];
+                let value = format!("c{client}-{n}");
+                let dice = rng.random_range(0..10);
+                let failed = if dice < 4 {
+                    let id = rec.call(
+                        client,
+                        Op::Put {
+                            key: key.into(),
+                            value: value.clone(),
+                        },
+                    );
+                    match cl.put(key, &value).await {
+                        Ok(rev) => {
+                            rec.ret(id, Outcome::Put { rev });
+                            false
+                        }
+                        Err(_) => true,
+                    }
+                } else if dice < 8 {
+                    let id = rec.call(client, Op::Get { key: key.into() });
+                    match cl.get(key).await {
+                        Ok((value, mod_rev, rev)) => {
+                            last_mod[k] = mod_rev;
+                            rec.ret(
+                                id,
+                                Outcome::Get {
+                                    value,
+                                    mod_rev,
+                                    rev,
+                                },
+                            );
+                            false
+                        }
+                        Err(_) => true,
+                    }
+                } else {
+                    let expect = last_mod[k];
+                    let id = rec.call(
+                        client,
+                        Op::Cas {
+                            key: key.into(),
+                            expect_mod_rev: expect,
+                            value: value.clone(),
+                        },
+                    );
+                    match cas(cl, key, expect, &value).await {
+                        Ok((succeeded, rev)) => {
+                            rec.ret(id, Outcome::Cas { succeeded, rev });
+                            false
+                        }
+                        Err(_) => true,
+                    }
+                };
+                if failed {
+                    // Outcome unknown: left open in the history. Try another node after a pause.
+                    conn = None;
+                    node = (node + 1) % addrs.len();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }));
+    }
+
+    // Faults while the clients run: kill -9 the leader, then bring it back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.nodes[leader].kill9();
+    c.wait_leader(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.nodes[leader].restart();
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .expect("clients finish")
+            .unwrap();
+    }
+
+    let history = rec.history();
+    let completed = history.iter().filter(|e| e.ret.is_some()).count();
+    assert!(
+        completed > CLIENTS * OPS_PER_CLIENT / 2,
+        "too few completed ops ({completed}) for a meaningful check\n{}",
+        c.logs()
+    );
+    match check(&history, Duration::from_secs(120)) {
+        CheckResult::Linearizable => {}
+        CheckResult::NotLinearizable { explanation } => {
+            panic!("history is not linearizable:\n{explanation}\n{}", c.logs())
+        }
+        CheckResult::Timeout => panic!("linearizability check timed out on {} ops", history.len()),
+    }
+}
