@@ -79,6 +79,9 @@ struct StoreArgs {
     /// Applied entries between snapshots (the log is purged behind a snapshot).
     #[arg(long, default_value_t = 20_000)]
     snapshot_count: u64,
+    /// Revisions a watch stream may fall behind before it is cancelled as too slow.
+    #[arg(long, default_value_t = 4096)]
+    watch_buffer: usize,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
@@ -122,6 +125,7 @@ impl StoreArgs {
         cfg.election_timeout = Duration::from_millis(self.election_timeout_ms);
         cfg.watch_progress_interval = Duration::from_millis(self.watch_progress_notify_interval_ms.max(1));
         cfg.snapshot_entries = self.snapshot_count.max(1);
+        cfg.watch_buffer = self.watch_buffer.max(1);
         cfg.lease_checkpoint_interval = Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         Ok(cfg)
     }

@@ -6,5 +6,7 @@ mod t05_lincheck;
 mod t06_lincheck_store;
 mod t10_etcdctl;
 mod t20_bad_input;
+mod t25_watch;
 mod t30_cluster_faults;
 mod t40_linearizability;
+mod t50_leases;

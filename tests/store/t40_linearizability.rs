@@ -15,6 +15,8 @@ use crate::support::{Client, Cluster};
 const KEYS: [&str; 3] = ["/lin/a", "/lin/b", "/lin/c"];
 const OPS_PER_CLIENT: usize = 120;
 const CLIENTS: usize = 5;
+/// Time between two ops of one client: 120 ops take about 6 s, across the kill and restart.
+const PACE: Duration = Duration::from_millis(50);
 
 async fn cas(
     c: &mut Client,
@@ -64,7 +66,10 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
             let mut node = client % addrs.len();
             let mut conn: Option<Client> = None;
             let mut last_mod = [0i64; 3];
+            // Spread the ops over the fault window (pacing, not synchronisation).
+            let mut pace = tokio::time::interval(PACE);
             for n in 0..OPS_PER_CLIENT {
+                pace.tick().await;
                 if conn.is_none() {
                     conn = Client::connect(&addrs[node]).await.ok();
                     if conn.is_none() {
@@ -140,6 +145,7 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
 
     // Faults while the clients run: kill -9 the leader, then bring it back.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = rec.now();
     c.nodes[leader].kill9();
     c.wait_leader(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -158,6 +164,9 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
         "too few completed ops ({completed}) for a meaningful check\n{}",
         c.logs()
     );
+    let before = history.iter().filter(|e| e.ret.is_some_and(|r| r < killed_at)).count();
+    let after = history.iter().filter(|e| e.call > killed_at && e.ret.is_some()).count();
+    assert!(before > 50 && after > 50, "the fault must fall inside the workload ({before} ops before the kill, {after} after)");
     match check(&history, Duration::from_secs(120)) {
         CheckResult::Linearizable => {}
         CheckResult::NotLinearizable { explanation } => {

@@ -152,6 +152,8 @@ pub struct Event {
     pub outcome: Outcome,
 }
 
+// Defined here rather than in `recorder` (a child module, so it still sees the private field)
+// so that re-exporting it cannot warn as unused in a test binary that never names it.
 /// Names one recorded call, to pass back to [`Recorder::ret`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CallId(usize);
