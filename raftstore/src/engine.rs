@@ -69,10 +69,14 @@ impl Engine {
         cf::ALL
             .iter()
             .filter_map(|name| {
-                self.db
-                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
-                    .ok()
-                    .flatten()
+                let p = |prop: &str| {
+                    self.db
+                        .property_int_value_cf(self.cf(name), prop)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                };
+                Some(p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables"))
             })
             .sum()
     }

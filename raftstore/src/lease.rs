@@ -21,6 +21,9 @@ use crate::mvcc::LeaseNotice;
 use crate::node::{StoreNode, DEFAULT_SHARD};
 use crate::types::Command;
 
+/// How long an expired lease's revoke may be in flight before it is proposed again.
+const REVOKE_RETRY: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, Copy)]
 struct Timer {
     ttl: i64,
@@ -133,14 +136,19 @@ impl Lessor {
         g.timers.clear();
     }
 
+    /// Leases past their deadline. Each is given a short grace so that its revoke, now in
+    /// flight, is not proposed again on every tick (a lost proposal is retried after it).
     fn expired(&self) -> Vec<i64> {
         let now = Instant::now();
-        let g = self.state.lock();
-        g.timers
-            .iter()
-            .filter(|(_, t)| t.expiry <= now)
-            .map(|(id, _)| *id)
-            .collect()
+        let mut g = self.state.lock();
+        let mut out = Vec::new();
+        for (id, t) in g.timers.iter_mut() {
+            if t.expiry <= now {
+                t.expiry = now + REVOKE_RETRY;
+                out.push(*id);
+            }
+        }
+        out
     }
 
     fn remaining(&self) -> Vec<(i64, i64)> {

@@ -30,7 +30,7 @@ use crate::types::{decode, encode, Command, CommandResponse, NodeId, NodeInfo, T
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
 /// A request from one store node to another.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PeerRequest {
     /// Raft AppendEntries.
     AppendEntries(AppendEntriesRequest<TypeConfig>),

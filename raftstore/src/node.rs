@@ -410,7 +410,7 @@ impl StoreNode {
         loop {
             let (leader, addr) = self.wait_leader(deadline).await?;
             let resp = if leader == self.cfg.id {
-                self.on_peer(req_clone(&req)).await
+                Box::pin(self.on_peer(req.clone())).await
             } else {
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.transport
@@ -442,15 +442,6 @@ impl StoreNode {
         if let Err(e) = self.engine.sync_wal() {
             tracing::warn!(error = %e, "final wal sync");
         }
-    }
-}
-
-fn req_clone(r: &PeerRequest) -> PeerRequest {
-    match r {
-        PeerRequest::LeaseKeepAlive { id } => PeerRequest::LeaseKeepAlive { id: *id },
-        PeerRequest::LeaseTimeToLive { id } => PeerRequest::LeaseTimeToLive { id: *id },
-        PeerRequest::ReadIndex => PeerRequest::ReadIndex,
-        _ => PeerRequest::Info,
     }
 }
 

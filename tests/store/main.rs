@@ -8,5 +8,6 @@ mod t10_etcdctl;
 mod t20_bad_input;
 mod t25_watch;
 mod t30_cluster_faults;
+mod t35_snapshot;
 mod t40_linearizability;
 mod t50_leases;
