@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use navarch_raftstore::proto::etcdserverpb::{
-    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
+    compare, Compare, LeaseGrantRequest, TxnRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
 };
 use tokio_stream::StreamExt;
 
@@ -27,6 +27,20 @@ async fn expiry_deletes_keys_and_keep_alive_holds_the_lease() {
     c.wait_leader(Duration::from_secs(20)).await;
 
     let kept = leased_key(&mut cl, "/lease/kept", 2).await;
+
+    // Txn compare on the lease target.
+    let cmp = |lease: i64| TxnRequest {
+        compare: vec![Compare {
+            result: compare::CompareResult::Equal as i32,
+            target: compare::CompareTarget::Lease as i32,
+            key: b"/lease/kept".to_vec(),
+            range_end: vec![],
+            target_union: Some(compare::TargetUnion::Lease(lease)),
+        }],
+        ..Default::default()
+    };
+    assert!(cl.kv.txn(cmp(kept)).await.unwrap().into_inner().succeeded);
+    assert!(!cl.kv.txn(cmp(kept + 1)).await.unwrap().into_inner().succeeded);
     let dies = leased_key(&mut cl, "/lease/dies", 2).await;
     let granted = Instant::now();
 
