@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use navarch_raftstore::{server, NodeConfig, StoreNode};
 
 #[derive(Parser)]
-#[command(name = "navarch", version, about = "Navarch: a Kubernetes-compatible control plane for very large fleets")]
+#[command(
+    name = "navarch",
+    version,
+    about = "Navarch: a Kubernetes-compatible control plane for very large fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -93,7 +97,10 @@ fn parse_cluster(s: &str) -> Result<BTreeMap<u64, String>> {
         let (id, addr) = part
             .split_once('=')
             .with_context(|| format!("--initial-cluster entry {part:?} is not ID=HOST:PORT"))?;
-        let id: u64 = id.trim().parse().with_context(|| format!("bad member id {id:?}"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("bad member id {id:?}"))?;
         let addr = addr.trim().trim_start_matches("http://").to_string();
         if m.insert(id, addr).is_some() {
             bail!("member id {id} listed twice in --initial-cluster");
@@ -114,8 +121,15 @@ impl StoreArgs {
             cfg.initial_cluster = parse_cluster(&c)?;
             match cfg.initial_cluster.get(&self.id) {
                 Some(a) if a == &self.peer_addr => {}
-                Some(a) => bail!("--initial-cluster gives member {} the peer address {a}, but --peer-addr is {}", self.id, self.peer_addr),
-                None => bail!("--initial-cluster does not list this member (--id {})", self.id),
+                Some(a) => bail!(
+                    "--initial-cluster gives member {} the peer address {a}, but --peer-addr is {}",
+                    self.id,
+                    self.peer_addr
+                ),
+                None => bail!(
+                    "--initial-cluster does not list this member (--id {})",
+                    self.id
+                ),
             }
         } else {
             cfg.initial_cluster = BTreeMap::from([(self.id, self.peer_addr.clone())]);
@@ -123,10 +137,12 @@ impl StoreArgs {
         cfg.max_request_bytes = self.max_request_bytes;
         cfg.heartbeat = Duration::from_millis(self.heartbeat_ms);
         cfg.election_timeout = Duration::from_millis(self.election_timeout_ms);
-        cfg.watch_progress_interval = Duration::from_millis(self.watch_progress_notify_interval_ms.max(1));
+        cfg.watch_progress_interval =
+            Duration::from_millis(self.watch_progress_notify_interval_ms.max(1));
         cfg.snapshot_entries = self.snapshot_count.max(1);
         cfg.watch_buffer = self.watch_buffer.max(1);
-        cfg.lease_checkpoint_interval = Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
+        cfg.lease_checkpoint_interval =
+            Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         Ok(cfg)
     }
 }

@@ -47,7 +47,9 @@ impl Engine {
     /// A column family handle.
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
         // Every column family in `cf::ALL` is created by `open`.
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     /// Writes `batch` and, when `sync`, fsyncs the WAL before returning.

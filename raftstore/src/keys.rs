@@ -34,7 +34,9 @@ pub mod cf {
     /// Lease → attached keys.
     pub const LEASE_KEYS: &str = "lease_keys";
     /// Every column family.
-    pub const ALL: [&str; 8] = [RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS];
+    pub const ALL: [&str; 8] = [
+        RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS,
+    ];
     /// The column families that make up the state machine (snapshotted together).
     pub const STATE_MACHINE: [&str; 6] = [KV, HIST, EVENTS, META, LEASE, LEASE_KEYS];
 }

@@ -157,7 +157,11 @@ impl Lessor {
         g.timers
             .iter()
             .map(|(id, t)| {
-                let left = t.expiry.saturating_duration_since(now).as_millis().div_ceil(1000);
+                let left = t
+                    .expiry
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .div_ceil(1000);
                 (*id, (left as i64).max(1))
             })
             .collect()

@@ -174,7 +174,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -183,7 +187,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf_log = self.engine.cf(cf::RAFT_LOG);
         let mut n = 0u64;
         for e in entries {
-            batch.put_cf(cf_log, self.keys.log(e.index()), encode(&e).map_err(io_err)?);
+            batch.put_cf(
+                cf_log,
+                self.keys.log(e.index()),
+                encode(&e).map_err(io_err)?,
+            );
             n += 1;
         }
         self.engine.write(batch, false).map_err(io_err)?;

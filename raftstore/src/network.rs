@@ -237,8 +237,16 @@ pub struct PeerConnection<T: PeerTransport> {
 }
 
 impl<T: PeerTransport> PeerConnection<T> {
-    async fn rpc(&self, req: PeerRequest, option: &RPCOption) -> Result<PeerResponse, RPCError<TypeConfig>> {
-        match self.transport.call(&self.addr, &req, option.hard_ttl()).await {
+    async fn rpc(
+        &self,
+        req: PeerRequest,
+        option: &RPCOption,
+    ) -> Result<PeerResponse, RPCError<TypeConfig>> {
+        match self
+            .transport
+            .call(&self.addr, &req, option.hard_ttl())
+            .await
+        {
             Ok(PeerResponse::Error(e)) => Err(RPCError::Network(NetworkError::new(&e))),
             Ok(r) => Ok(r),
             Err(e @ TransportError::Unreachable { .. }) => {

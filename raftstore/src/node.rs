@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use openraft::error::ClientWriteError;
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::ClientWriteError;
 use openraft::{Config, ReadPolicy, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -198,12 +198,12 @@ impl StoreNode {
 
     /// A response header at `revision`.
     pub fn header(&self, revision: i64) -> ResponseHeader {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let raft_term = self.raft.metrics().borrow_watched().current_term;
         ResponseHeader {
             cluster_id: self.cluster_id,
             member_id: self.cfg.id,
             revision,
-            raft_term: m.current_term,
+            raft_term,
         }
     }
 
@@ -214,7 +214,8 @@ impl StoreNode {
 
     fn leader_addr(&self, leader: Option<NodeId>) -> Option<String> {
         let id = leader?;
-        let m = self.raft.metrics().borrow_watched().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
         m.membership_config
             .membership()
             .get_node(&id)
@@ -273,9 +274,7 @@ impl StoreNode {
                     // The peer was not leader any more and appended nothing: safe to retry.
                     Ok(PeerResponse::Error(StoreError::NoLeader)) => {}
                     Ok(PeerResponse::Error(e)) => return Err(e),
-                    Ok(other) => {
-                        return Err(StoreError::Internal(format!("unexpected {other:?}")))
-                    }
+                    Ok(other) => return Err(StoreError::Internal(format!("unexpected {other:?}"))),
                     // The request may or may not have been applied.
                     Err(_) => return Err(StoreError::Timeout),
                 }
@@ -304,7 +303,11 @@ impl StoreNode {
                 }
             } else {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match self.transport.call(&addr, &PeerRequest::ReadIndex, left).await {
+                match self
+                    .transport
+                    .call(&addr, &PeerRequest::ReadIndex, left)
+                    .await
+                {
                     Ok(PeerResponse::ReadIndex(i)) => Some(i),
                     Ok(PeerResponse::Error(StoreError::NoLeader)) => None,
                     Ok(PeerResponse::Error(e)) => return Err(e),

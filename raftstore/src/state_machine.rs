@@ -237,7 +237,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let blob: SnapshotBlob = decode(&snapshot).map_err(io_err)?;
         let mut b = WriteBatch::default();
         for name in cf::STATE_MACHINE {
-            b.delete_range_cf(self.engine.cf(name), self.keys.prefix().to_vec(), self.keys.upper());
+            b.delete_range_cf(
+                self.engine.cf(name),
+                self.keys.prefix().to_vec(),
+                self.keys.upper(),
+            );
         }
         for (name, rows) in &blob.cfs {
             if !cf::STATE_MACHINE.contains(&name.as_str()) {

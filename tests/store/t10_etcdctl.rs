@@ -55,10 +55,38 @@ async fn etcdctl_kv_txn_lease_watch_and_maintenance_work() {
     assert_eq!(ok(ep, &["get", "/t/a"]), "/t/a\n1b\n");
 
     // sort order and targets
-    let sorted = ok(ep, &["get", "--prefix", "--keys-only", "--sort-by=MODIFY", "--order=DESCEND", "/t/"]);
-    assert_eq!(sorted.split_whitespace().collect::<Vec<_>>(), ["/t/a", "/t/c", "/t/b"], "{sorted}");
-    let sorted = ok(ep, &["get", "--prefix", "--keys-only", "--sort-by=VALUE", "--order=DESCEND", "/t/"]);
-    assert_eq!(sorted.split_whitespace().collect::<Vec<_>>(), ["/t/c", "/t/b", "/t/a"], "{sorted}");
+    let sorted = ok(
+        ep,
+        &[
+            "get",
+            "--prefix",
+            "--keys-only",
+            "--sort-by=MODIFY",
+            "--order=DESCEND",
+            "/t/",
+        ],
+    );
+    assert_eq!(
+        sorted.split_whitespace().collect::<Vec<_>>(),
+        ["/t/a", "/t/c", "/t/b"],
+        "{sorted}"
+    );
+    let sorted = ok(
+        ep,
+        &[
+            "get",
+            "--prefix",
+            "--keys-only",
+            "--sort-by=VALUE",
+            "--order=DESCEND",
+            "/t/",
+        ],
+    );
+    assert_eq!(
+        sorted.split_whitespace().collect::<Vec<_>>(),
+        ["/t/c", "/t/b", "/t/a"],
+        "{sorted}"
+    );
 
     // txn compares on version, create revision and mod revision (etcdctl 3.4 has no lease syntax;
     // t50_leases covers the lease compare)
@@ -69,10 +97,20 @@ async fn etcdctl_kv_txn_lease_watch_and_maintenance_work() {
             "version(\"/t/a\") = \"2\"\ncreate(\"/t/b\") < \"{rev_after_c}\"\nmod(\"/t/c\") = \"{rev_after_c}\"\n\nput /t/cmp all\n\nput /t/cmp none\n\n"
         )),
     );
-    assert!(s && out.starts_with("SUCCESS"), "compare targets: {out} {err}");
-    let (s, out, _) = etcdctl(ep, &["txn"], Some("version(\"/t/a\") > \"5\"\n\nput /t/cmp all\n\nput /t/cmp none\n\n"));
+    assert!(
+        s && out.starts_with("SUCCESS"),
+        "compare targets: {out} {err}"
+    );
+    let (s, out, _) = etcdctl(
+        ep,
+        &["txn"],
+        Some("version(\"/t/a\") > \"5\"\n\nput /t/cmp all\n\nput /t/cmp none\n\n"),
+    );
     assert!(s && out.starts_with("FAILURE"), "version compare: {out}");
-    assert_eq!(ok(ep, &["get", "/t/cmp", "--print-value-only"]).trim(), "none");
+    assert_eq!(
+        ok(ep, &["get", "/t/cmp", "--print-value-only"]).trim(),
+        "none"
+    );
 
     // del
     assert_eq!(ok(ep, &["del", "/t/c"]).trim(), "1");

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use navarch_raftstore::proto::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, DeleteRangeRequest,
-    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest,
-    WatchResponse,
+    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
 };
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -23,11 +22,21 @@ struct W {
 impl W {
     async fn open(c: &mut Client) -> W {
         let (tx, rx) = mpsc::channel(16);
-        let rx = c.watch.watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+        let rx = c
+            .watch
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
         W { tx, rx }
     }
     async fn send(&self, r: RequestUnion) {
-        self.tx.send(WatchRequest { request_union: Some(r) }).await.unwrap();
+        self.tx
+            .send(WatchRequest {
+                request_union: Some(r),
+            })
+            .await
+            .unwrap();
     }
     async fn next(&mut self) -> WatchResponse {
         tokio::time::timeout(Duration::from_secs(10), self.rx.next())
@@ -45,7 +54,12 @@ impl W {
 }
 
 fn create(key: &str, end: &str, start: i64) -> WatchCreateRequest {
-    WatchCreateRequest { key: key.into(), range_end: end.into(), start_revision: start, ..Default::default() }
+    WatchCreateRequest {
+        key: key.into(),
+        range_end: end.into(),
+        start_revision: start,
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,11 +69,23 @@ async fn filters_prev_kv_cancel_and_progress_notifications() {
     let mut w = W::open(&mut cl).await;
 
     // Two watchers on one stream: one with prev_kv and the NOPUT filter, one plain.
-    let deletes = w.create(WatchCreateRequest { prev_kv: true, filters: vec![FilterType::Noput as i32], ..create("/w/", "/w0", 0) }).await;
+    let deletes = w
+        .create(WatchCreateRequest {
+            prev_kv: true,
+            filters: vec![FilterType::Noput as i32],
+            ..create("/w/", "/w0", 0)
+        })
+        .await;
     let all = w.create(create("/w/", "/w0", 0)).await;
     assert_ne!(deletes, all);
     let r1 = cl.put("/w/a", "1").await.unwrap();
-    cl.kv.delete_range(DeleteRangeRequest { key: b"/w/a".to_vec(), ..Default::default() }).await.unwrap();
+    cl.kv
+        .delete_range(DeleteRangeRequest {
+            key: b"/w/a".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
         let r = w.next().await;
@@ -67,18 +93,33 @@ async fn filters_prev_kv_cancel_and_progress_notifications() {
             got.push(r);
         }
     }
-    let by_id = |id: i64| got.iter().find(|r| r.watch_id == id).expect("response for watcher");
+    let by_id = |id: i64| {
+        got.iter()
+            .find(|r| r.watch_id == id)
+            .expect("response for watcher")
+    };
     let plain = by_id(all);
-    assert_eq!(plain.events.len(), 1, "first batch of the plain watcher: {plain:?}");
+    assert_eq!(
+        plain.events.len(),
+        1,
+        "first batch of the plain watcher: {plain:?}"
+    );
     assert_eq!(plain.events[0].kv.as_ref().unwrap().mod_revision, r1);
     assert!(plain.events[0].prev_kv.is_none());
     let del = by_id(deletes);
-    assert_eq!(del.events.len(), 1, "NOPUT watcher sees only the delete: {del:?}");
+    assert_eq!(
+        del.events.len(),
+        1,
+        "NOPUT watcher sees only the delete: {del:?}"
+    );
     assert_eq!(del.events[0].r#type, 1);
     assert_eq!(del.events[0].prev_kv.as_ref().unwrap().value, b"1");
 
     // Cancel the filtered watcher; the other keeps going.
-    w.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id: deletes })).await;
+    w.send(RequestUnion::CancelRequest(WatchCancelRequest {
+        watch_id: deletes,
+    }))
+    .await;
     let mut cancelled = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cancelled && Instant::now() < deadline {
@@ -89,25 +130,40 @@ async fn filters_prev_kv_cancel_and_progress_notifications() {
 
     // Requested progress: watch id -1, header revision = the store revision, after all events.
     let r2 = cl.put("/w/b", "2").await.unwrap();
-    w.send(RequestUnion::ProgressRequest(WatchProgressRequest {})).await;
+    w.send(RequestUnion::ProgressRequest(WatchProgressRequest {}))
+        .await;
     let mut saw_b = false;
     loop {
         let r = w.next().await;
-        if r.events.iter().any(|e| e.kv.as_ref().unwrap().mod_revision == r2) {
+        if r.events
+            .iter()
+            .any(|e| e.kv.as_ref().unwrap().mod_revision == r2)
+        {
             saw_b = true;
         }
         if r.watch_id == -1 && r.events.is_empty() && !r.created {
-            assert!(saw_b, "the progress response must come after every event below its revision");
+            assert!(
+                saw_b,
+                "the progress response must come after every event below its revision"
+            );
             assert!(r.header.unwrap().revision >= r2);
             break;
         }
     }
 
     // Periodic progress notifications for a watcher that asked for them, while idle.
-    let notify = w.create(WatchCreateRequest { progress_notify: true, ..create("/idle", "", 0) }).await;
+    let notify = w
+        .create(WatchCreateRequest {
+            progress_notify: true,
+            ..create("/idle", "", 0)
+        })
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        assert!(Instant::now() < deadline, "no periodic progress notification");
+        assert!(
+            Instant::now() < deadline,
+            "no periodic progress notification"
+        );
         let r = w.next().await;
         if r.watch_id == notify && r.events.is_empty() && !r.created && !r.canceled {
             assert!(r.header.unwrap().revision >= r2);
@@ -131,7 +187,10 @@ async fn a_slow_watcher_is_cancelled_without_stalling_writes_and_resumes_from_it
     for i in 1..=1500 {
         last = cl.put(&format!("/slow/{i}"), &value).await.unwrap();
     }
-    assert!(t.elapsed() < Duration::from_secs(60), "writes stalled behind a slow watcher");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "writes stalled behind a slow watcher"
+    );
 
     // Now read: events from `start` in order, then a cancel naming the revision to resume from.
     let mut next_expected = start;
@@ -144,8 +203,18 @@ async fn a_slow_watcher_is_cancelled_without_stalling_writes_and_resumes_from_it
         }
         if r.canceled {
             assert_eq!(r.watch_id, id);
-            let n: i64 = r.cancel_reason.rsplit(' ').next().unwrap().parse().expect("resume revision in reason");
-            assert_eq!(n, next_expected, "resume point is the first undelivered revision: {}", r.cancel_reason);
+            let n: i64 = r
+                .cancel_reason
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .expect("resume revision in reason");
+            assert_eq!(
+                n, next_expected,
+                "resume point is the first undelivered revision: {}",
+                r.cancel_reason
+            );
             break n;
         }
     };

@@ -21,40 +21,86 @@ async fn lagging_follower_catches_up_by_snapshot_after_log_purge() {
     let mut cl = Client::connect_eventually(&c.nodes[leader].client_addr).await;
     let mut last = 0;
     for i in 0..2500 {
-        last = cl.put(&format!("/snap/{:05}", i % 700), &format!("v{i}")).await.unwrap();
+        last = cl
+            .put(&format!("/snap/{:05}", i % 700), &format!("v{i}"))
+            .await
+            .unwrap();
     }
 
     c.nodes[follower].restart();
     let f = Client::connect_eventually(&c.nodes[follower].client_addr).await;
-    eventually(Duration::from_secs(60), "follower to catch up by snapshot", || {
-        let mut f = f.clone();
-        async move {
-            let r = f.kv.range(RangeRequest { key: b"/snap/".to_vec(), range_end: b"/snap0".to_vec(), serializable: true, count_only: true, ..Default::default() }).await.ok()?.into_inner();
-            (r.header?.revision >= last && r.count == 700).then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(60),
+        "follower to catch up by snapshot",
+        || {
+            let mut f = f.clone();
+            async move {
+                let r =
+                    f.kv.range(RangeRequest {
+                        key: b"/snap/".to_vec(),
+                        range_end: b"/snap0".to_vec(),
+                        serializable: true,
+                        count_only: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (r.header?.revision >= last && r.count == 700).then_some(())
+            }
+        },
+    )
     .await;
     let mut f = f;
-    let r = f.kv.range(RangeRequest { key: b"/snap/".to_vec(), range_end: b"/snap0".to_vec(), serializable: true, ..Default::default() }).await.unwrap().into_inner();
+    let r =
+        f.kv.range(RangeRequest {
+            key: b"/snap/".to_vec(),
+            range_end: b"/snap0".to_vec(),
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     for kv in &r.kvs {
         let k = String::from_utf8_lossy(&kv.key).into_owned();
         let i: usize = k.trim_start_matches("/snap/").parse().unwrap();
         // The last write to key i%700 was iteration 2499 - ((2499 - i) % 700).
         let want = 2499 - ((2499 - i) % 700);
-        assert_eq!(kv.value, format!("v{want}").into_bytes(), "{k} on the caught-up follower");
+        assert_eq!(
+            kv.value,
+            format!("v{want}").into_bytes(),
+            "{k} on the caught-up follower"
+        );
     }
     let (status, body) = http_get(&c.nodes[follower].client_addr, "/metrics").unwrap();
     assert_eq!(status, 200);
     let installed = metric(&body, "navarch_store_snapshots_installed_total").unwrap_or(0.0);
-    assert!(installed >= 1.0, "the follower must have caught up by snapshot, not by log replay\n{}", c.nodes[follower].log_tail());
+    assert!(
+        installed >= 1.0,
+        "the follower must have caught up by snapshot, not by log replay\n{}",
+        c.nodes[follower].log_tail()
+    );
     // It keeps serving new writes too.
     let rev = cl.put("/snap/after", "x").await.unwrap();
-    eventually(Duration::from_secs(30), "follower applies new writes", || {
-        let mut f = f.clone();
-        async move {
-            let r = f.kv.range(RangeRequest { key: b"/snap/after".to_vec(), serializable: true, ..Default::default() }).await.ok()?.into_inner();
-            (r.kvs.first()?.mod_revision == rev).then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "follower applies new writes",
+        || {
+            let mut f = f.clone();
+            async move {
+                let r =
+                    f.kv.range(RangeRequest {
+                        key: b"/snap/after".to_vec(),
+                        serializable: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (r.kvs.first()?.mod_revision == rev).then_some(())
+            }
+        },
+    )
     .await;
 }

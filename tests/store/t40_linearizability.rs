@@ -164,9 +164,18 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
         "too few completed ops ({completed}) for a meaningful check\n{}",
         c.logs()
     );
-    let before = history.iter().filter(|e| e.ret.is_some_and(|r| r < killed_at)).count();
-    let after = history.iter().filter(|e| e.call > killed_at && e.ret.is_some()).count();
-    assert!(before > 50 && after > 50, "the fault must fall inside the workload ({before} ops before the kill, {after} after)");
+    let before = history
+        .iter()
+        .filter(|e| e.ret.is_some_and(|r| r < killed_at))
+        .count();
+    let after = history
+        .iter()
+        .filter(|e| e.call > killed_at && e.ret.is_some())
+        .count();
+    assert!(
+        before > 50 && after > 50,
+        "the fault must fall inside the workload ({before} ops before the kill, {after} after)"
+    );
     match check(&history, Duration::from_secs(120)) {
         CheckResult::Linearizable => {}
         CheckResult::NotLinearizable { explanation } => {

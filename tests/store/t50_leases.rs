@@ -5,16 +5,28 @@
 use std::time::{Duration, Instant};
 
 use navarch_raftstore::proto::etcdserverpb::{
-    compare, Compare, LeaseGrantRequest, TxnRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
+    compare, Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
+    TxnRequest,
 };
 use tokio_stream::StreamExt;
 
 use crate::support::{eventually, Client, Cluster};
 
 async fn leased_key(cl: &mut Client, key: &str, ttl: i64) -> i64 {
-    let id = cl.lease.lease_grant(LeaseGrantRequest { ttl, id: 0 }).await.unwrap().into_inner().id;
+    let id = cl
+        .lease
+        .lease_grant(LeaseGrantRequest { ttl, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
     cl.kv
-        .put(PutRequest { key: key.into(), value: b"v".to_vec(), lease: id, ..Default::default() })
+        .put(PutRequest {
+            key: key.into(),
+            value: b"v".to_vec(),
+            lease: id,
+            ..Default::default()
+        })
         .await
         .unwrap();
     id
@@ -40,25 +52,57 @@ async fn expiry_deletes_keys_and_keep_alive_holds_the_lease() {
         ..Default::default()
     };
     assert!(cl.kv.txn(cmp(kept)).await.unwrap().into_inner().succeeded);
-    assert!(!cl.kv.txn(cmp(kept + 1)).await.unwrap().into_inner().succeeded);
+    assert!(
+        !cl.kv
+            .txn(cmp(kept + 1))
+            .await
+            .unwrap()
+            .into_inner()
+            .succeeded
+    );
     let dies = leased_key(&mut cl, "/lease/dies", 2).await;
     let granted = Instant::now();
 
     // Keep `kept` alive for 5 s (well past its TTL) while `dies` expires.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut ka = cl.lease.lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut ka = cl
+        .lease
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     let mut renewals = 0;
     while granted.elapsed() < Duration::from_secs(5) {
         tx.send(LeaseKeepAliveRequest { id: kept }).await.unwrap();
-        let r = tokio::time::timeout(Duration::from_secs(5), ka.next()).await.unwrap().unwrap().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), ka.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!((r.id, r.ttl), (kept, 2));
         renewals += 1;
         tokio::time::sleep(Duration::from_millis(500)).await; // keep-alive cadence, as a client does
     }
     assert!(renewals >= 5);
-    assert_eq!(cl.get("/lease/dies").await.unwrap().0, None, "expired lease's key must be deleted");
-    assert_eq!(cl.get("/lease/kept").await.unwrap().0.as_deref(), Some("v"), "kept-alive lease's key must stay");
-    let ttl = cl.lease.lease_time_to_live(LeaseTimeToLiveRequest { id: dies, keys: false }).await.unwrap().into_inner();
+    assert_eq!(
+        cl.get("/lease/dies").await.unwrap().0,
+        None,
+        "expired lease's key must be deleted"
+    );
+    assert_eq!(
+        cl.get("/lease/kept").await.unwrap().0.as_deref(),
+        Some("v"),
+        "kept-alive lease's key must stay"
+    );
+    let ttl = cl
+        .lease
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: dies,
+            keys: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ttl.ttl, -1, "an expired lease reports TTL -1");
 
     // Stop renewing: it expires too.
@@ -86,20 +130,40 @@ async fn lease_expires_although_the_leader_keeps_changing() {
     // checkpoints every new leader would restart the lease at 8 s and it would never expire.
     let mut changes = 0;
     let expired_at = loop {
-        assert!(granted.elapsed() < Duration::from_secs(60), "lease did not expire within 60 s across {changes} leader changes\n{}", c.logs());
+        assert!(
+            granted.elapsed() < Duration::from_secs(60),
+            "lease did not expire within 60 s across {changes} leader changes\n{}",
+            c.logs()
+        );
         let l = c.wait_leader(Duration::from_secs(30)).await;
         let mut lc = Client::connect_eventually(&c.nodes[l].client_addr).await;
-        if lc.get("/lease/9888").await.map(|r| r.0.is_none()).unwrap_or(false) {
+        if lc
+            .get("/lease/9888")
+            .await
+            .map(|r| r.0.is_none())
+            .unwrap_or(false)
+        {
             break granted.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(2500)).await; // fault cadence, not synchronisation
-        if lc.get("/lease/9888").await.map(|r| r.0.is_none()).unwrap_or(false) {
+        if lc
+            .get("/lease/9888")
+            .await
+            .map(|r| r.0.is_none())
+            .unwrap_or(false)
+        {
             break granted.elapsed();
         }
         c.nodes[l].kill9();
         c.nodes[l].restart();
         changes += 1;
     };
-    assert!(changes >= 2, "the test must change leaders while the lease runs (changes: {changes})");
-    assert!(expired_at >= Duration::from_secs(TTL as u64 - 1), "lease expired early: {expired_at:?}");
+    assert!(
+        changes >= 2,
+        "the test must change leaders while the lease runs (changes: {changes})"
+    );
+    assert!(
+        expired_at >= Duration::from_secs(TTL as u64 - 1),
+        "lease expired early: {expired_at:?}"
+    );
 }

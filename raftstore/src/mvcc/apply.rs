@@ -219,8 +219,11 @@ impl<'a> ApplyCtx<'a> {
             self.keys.hist(&kv.key, rev),
             encode_kv(&kv),
         );
-        self.batch
-            .put_cf(self.engine.cf(cf::EVENTS), self.keys.event(rev, sub), &kv.key);
+        self.batch.put_cf(
+            self.engine.cf(cf::EVENTS),
+            self.keys.event(rev, sub),
+            &kv.key,
+        );
         self.events.push(Event {
             r#type: ty as i32,
             kv: Some(kv),

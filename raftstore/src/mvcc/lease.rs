@@ -44,8 +44,11 @@ impl<'a> ApplyCtx<'a> {
             ttl,
             remaining_ttl: 0,
         };
-        self.batch
-            .put_cf(self.engine.cf(cf::LEASE), self.keys.lease(id), encode(&rec)?);
+        self.batch.put_cf(
+            self.engine.cf(cf::LEASE),
+            self.keys.lease(id),
+            encode(&rec)?,
+        );
         self.lease_notices.push(LeaseNotice::Granted { id, ttl });
         Ok(LeaseGrantResponse {
             header: self.header(),
@@ -81,8 +84,11 @@ impl<'a> ApplyCtx<'a> {
         for &(id, remaining) in leases {
             if let Some(mut rec) = read_lease(self.engine, self.keys, id)? {
                 rec.remaining_ttl = remaining;
-                self.batch
-                    .put_cf(self.engine.cf(cf::LEASE), self.keys.lease(id), encode(&rec)?);
+                self.batch.put_cf(
+                    self.engine.cf(cf::LEASE),
+                    self.keys.lease(id),
+                    encode(&rec)?,
+                );
             }
         }
         Ok(())

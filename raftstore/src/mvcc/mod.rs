@@ -15,8 +15,8 @@ mod txn;
 pub use apply::{ApplyCtx, ApplyOutput, LeaseNotice};
 pub use lease::LeaseRecord;
 pub(crate) use lease::{all_leases as lease_table, lease_keys};
-pub use read::Reader;
 pub(crate) use read::checked_range;
+pub use read::Reader;
 pub(crate) use txn::check_txn;
 
 /// etcd's limit on operations in one txn (`--max-txn-ops` default).

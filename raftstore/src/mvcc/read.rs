@@ -45,7 +45,11 @@ impl<'a> Reader<'a> {
         Ok(self
             .engine
             .db()
-            .get_cf_opt(self.engine.cf(cf::META), self.keys.named(name), &self.opts())?
+            .get_cf_opt(
+                self.engine.cf(cf::META),
+                self.keys.named(name),
+                &self.opts(),
+            )?
             .map(|b| super::bytes_i64(&b))
             .unwrap_or(0))
     }
@@ -62,11 +66,10 @@ impl<'a> Reader<'a> {
 
     /// The current value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
-        let v = self.engine.db().get_cf_opt(
-            self.engine.cf(cf::KV),
-            self.keys.kv(key),
-            &self.opts(),
-        )?;
+        let v =
+            self.engine
+                .db()
+                .get_cf_opt(self.engine.cf(cf::KV), self.keys.kv(key), &self.opts())?;
         v.map(|b| decode_kv(key, &b)).transpose()
     }
 

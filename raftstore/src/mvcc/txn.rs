@@ -8,8 +8,8 @@ use super::MAX_TXN_OPS;
 use crate::error::{Result, StoreError};
 use crate::keys::KeyRange;
 use crate::proto::etcdserverpb::{
-    compare, request_op, response_op, Compare, RangeRequest, RangeResponse, RequestOp,
-    ResponseOp, TxnRequest, TxnResponse,
+    compare, request_op, response_op, Compare, RangeRequest, RangeResponse, RequestOp, ResponseOp,
+    TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 
@@ -117,7 +117,8 @@ impl<'a> ApplyCtx<'a> {
             KeyRange::new(&c.key, &c.range_end)
         };
         let kvs = self.scan(&range)?;
-        let target = compare::CompareTarget::try_from(c.target).unwrap_or(compare::CompareTarget::Version);
+        let target =
+            compare::CompareTarget::try_from(c.target).unwrap_or(compare::CompareTarget::Version);
         if kvs.is_empty() {
             if target == compare::CompareTarget::Value {
                 return Ok(false);
@@ -134,12 +135,12 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
         CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version),
         &c.target_union,
     ) {
-        (CompareTarget::Value, Some(TargetUnion::Value(v))) => kv.value.as_slice().cmp(v.as_slice()),
+        (CompareTarget::Value, Some(TargetUnion::Value(v))) => {
+            kv.value.as_slice().cmp(v.as_slice())
+        }
         (CompareTarget::Value, _) => kv.value.as_slice().cmp(&[]),
         (CompareTarget::Version, Some(TargetUnion::Version(v))) => kv.version.cmp(v),
-        (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => {
-            kv.create_revision.cmp(v)
-        }
+        (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => kv.create_revision.cmp(v),
         (CompareTarget::Mod, Some(TargetUnion::ModRevision(v))) => kv.mod_revision.cmp(v),
         (CompareTarget::Lease, Some(TargetUnion::Lease(v))) => kv.lease.cmp(v),
         // A target without its value compares against zero, as Go's zero value would.
@@ -159,7 +160,9 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 /// etcd's `checkTxnRequest` + `checkIntervals`: op count, and no key written twice in a branch
 /// (a put inside a deleted range counts as twice).
 pub(crate) fn check_txn(t: &TxnRequest) -> Result<()> {
-    if t.compare.len() > MAX_TXN_OPS || t.success.len() > MAX_TXN_OPS || t.failure.len() > MAX_TXN_OPS
+    if t.compare.len() > MAX_TXN_OPS
+        || t.success.len() > MAX_TXN_OPS
+        || t.failure.len() > MAX_TXN_OPS
     {
         return Err(StoreError::TooManyOps);
     }

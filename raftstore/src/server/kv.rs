@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{check_size, observe};
 use crate::error::StoreError;
-use crate::mvcc::{checked_range, check_txn};
+use crate::mvcc::{check_txn, checked_range};
 use crate::node::StoreNode;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::{

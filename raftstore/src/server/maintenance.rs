@@ -40,10 +40,17 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let m = self.node.raft.metrics().borrow_watched().clone();
         let size = self.node.engine.approximate_size() as i64;
-        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.node.cfg.id);
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node.cfg.id);
         Ok(Response::new(StatusResponse {
             header: Some(self.node.header(self.node.hub.revision())),
             version: ETCD_API_VERSION.into(),
@@ -71,7 +78,10 @@ impl Maintenance for MaintenanceService {
         Err(Status::unimplemented(NOT_YET))
     }
 
-    async fn hash_kv(&self, _req: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        _req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
         Err(Status::unimplemented(NOT_YET))
     }
 
@@ -106,7 +116,10 @@ impl ClusterService {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+    async fn member_add(
+        &self,
+        _r: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
         Err(Status::unimplemented(NOT_YET))
     }
 
@@ -141,12 +154,19 @@ impl Cluster for ClusterService {
         let mut members = Vec::new();
         for (id, info) in membership.nodes() {
             let (client, name) = if *id == self.node.cfg.id {
-                (self.node.cfg.client_addr.clone(), self.node.cfg.name.clone())
+                (
+                    self.node.cfg.client_addr.clone(),
+                    self.node.cfg.name.clone(),
+                )
             } else {
                 match self
                     .node
                     .transport
-                    .call(&info.peer_addr, &PeerRequest::Info, Duration::from_millis(500))
+                    .call(
+                        &info.peer_addr,
+                        &PeerRequest::Info,
+                        Duration::from_millis(500),
+                    )
                     .await
                 {
                     Ok(PeerResponse::Info { client_addr, name }) => (client_addr, name),
@@ -157,7 +177,11 @@ impl Cluster for ClusterService {
                 id: *id,
                 name,
                 peer_ur_ls: vec![format!("http://{}", info.peer_addr)],
-                client_ur_ls: if client.is_empty() { vec![] } else { vec![format!("http://{client}")] },
+                client_ur_ls: if client.is_empty() {
+                    vec![]
+                } else {
+                    vec![format!("http://{client}")]
+                },
                 is_learner: !voters.contains(id),
             });
         }

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use openraft::async_runtime::WatchReceiver;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use openraft::async_runtime::WatchReceiver;
 use prost::Message;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
@@ -55,7 +55,8 @@ pub(crate) async fn observe<T>(
         Ok(_) => "OK".to_string(),
         Err(s) => format!("{:?}", s.code()),
     };
-    metrics::counter!("navarch_store_requests_total", "method" => method, "code" => code).increment(1);
+    metrics::counter!("navarch_store_requests_total", "method" => method, "code" => code)
+        .increment(1);
     metrics::histogram!("navarch_store_request_duration_seconds", "method" => method)
         .record(start.elapsed().as_secs_f64());
     r
@@ -80,8 +81,8 @@ struct PeerService {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn call(&self, req: Request<PeerFrame>) -> Result<Response<PeerFrame>, Status> {
-        let req: PeerRequest =
-            decode(&req.into_inner().payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let req: PeerRequest = decode(&req.into_inner().payload)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let resp = self.node.on_peer(req).await;
         let payload = encode(&resp).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(PeerFrame { payload }))
@@ -125,7 +126,9 @@ pub async fn serve(
     .add_service(WatchServer::new(WatchService::new(node.clone())).max_decoding_message_size(limit))
     .add_service(LeaseServer::new(LeaseService::new(node.clone())))
     .add_service(ClusterServer::new(ClusterService::new(node.clone())))
-    .add_service(MaintenanceServer::new(MaintenanceService::new(node.clone())));
+    .add_service(MaintenanceServer::new(MaintenanceService::new(
+        node.clone(),
+    )));
     let health_node = node.clone();
     let http = routes
         .into_axum_router()
@@ -139,12 +142,20 @@ pub async fn serve(
         .route(
             "/health",
             axum::routing::get(move || {
-                let ok = health_node.raft.metrics().borrow_watched().current_leader.is_some();
+                let ok = health_node
+                    .raft
+                    .metrics()
+                    .borrow_watched()
+                    .current_leader
+                    .is_some();
                 async move {
                     if ok {
                         (axum::http::StatusCode::OK, r#"{"health":"true"}"#)
                     } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false","reason":"no leader"}"#)
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            r#"{"health":"false","reason":"no leader"}"#,
+                        )
                     }
                 }
             }),
@@ -169,12 +180,18 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_PEER_FRAME)
                 .max_encoding_message_size(MAX_PEER_FRAME),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(peer), token.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(peer),
+            token.clone().cancelled_owned(),
+        );
     let client_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .accept_http1(true)
         .add_routes(tonic::service::Routes::from(http))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(client), token.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(client),
+            token.clone().cancelled_owned(),
+        );
     tracing::info!(
         client = %node.cfg.client_addr,
         peer = %node.cfg.peer_addr,

@@ -23,7 +23,9 @@ use crate::keys::KeyRange;
 use crate::node::StoreNode;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
-use crate::proto::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest, WatchRequest, WatchResponse};
+use crate::proto::etcdserverpb::{
+    watch_create_request::FilterType, WatchCreateRequest, WatchRequest, WatchResponse,
+};
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::watch::{RevisionEvents, Subscription};
 
@@ -117,7 +119,10 @@ impl StreamTask {
 
     async fn send(&self, mut r: WatchResponse, rev: i64) -> Result<(), StreamEnd> {
         r.header = Some(self.node.header(rev));
-        self.out.send(Ok(r)).await.map_err(|_| StreamEnd::ClientGone)
+        self.out
+            .send(Ok(r))
+            .await
+            .map_err(|_| StreamEnd::ClientGone)
     }
 
     async fn run(&mut self, mut inbound: Streaming<WatchRequest>) -> Result<(), StreamEnd> {
@@ -185,17 +190,24 @@ impl StreamTask {
             ..Default::default()
         };
         if c.key.is_empty() && c.range_end.is_empty() {
-            return self.send(reject(-1, StoreError::EmptyKey.to_string()), cur).await;
+            return self
+                .send(reject(-1, StoreError::EmptyKey.to_string()), cur)
+                .await;
         }
         let range = KeyRange::new(&c.key, &c.range_end);
         if range.is_inverted() {
-            return self.send(reject(-1, StoreError::InvertedRange.to_string()), cur).await;
+            return self
+                .send(reject(-1, StoreError::InvertedRange.to_string()), cur)
+                .await;
         }
         let id = if c.watch_id != 0 {
             if self.watchers.contains_key(&c.watch_id) {
                 return self
                     .send(
-                        reject(c.watch_id, "mvcc: duplicate watch ID provided on the WatchStream".into()),
+                        reject(
+                            c.watch_id,
+                            "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                        ),
                         cur,
                     )
                     .await;
@@ -236,9 +248,18 @@ impl StreamTask {
         }
         let Some(upto) = self.node.hub.add_watcher(self.sub.id, id, range.clone()) else {
             // The subscription just lagged; it is renewed on the next loop turn.
-            return self.send(reject(id, "watch stream is resubscribing; retry".into()), cur).await;
+            return self
+                .send(
+                    reject(id, "watch stream is resubscribing; retry".into()),
+                    cur,
+                )
+                .await;
         };
-        let filters: Vec<_> = c.filters.iter().filter_map(|f| FilterType::try_from(*f).ok()).collect();
+        let filters: Vec<_> = c
+            .filters
+            .iter()
+            .filter_map(|f| FilterType::try_from(*f).ok())
+            .collect();
         let mut w = Watcher {
             range,
             next_rev: upto + 1,
@@ -273,35 +294,41 @@ impl StreamTask {
         let node = self.node.clone();
         let range = w.range.clone();
         let want_prev = w.prev_kv;
-        let revs = tokio::task::spawn_blocking(move || -> Result<BTreeMap<i64, Vec<Event>>, StoreError> {
-            let reader = node.reader();
-            let mut revs: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
-            reader.scan_changes(from, to, |rev, _sub, key| {
-                if !range.contains(&key) {
-                    return Ok(true);
-                }
-                let kv = reader.version_at(&key, rev)?;
-                let (ty, kv) = match kv {
-                    Some(kv) if kv.version != 0 => (EventType::Put, kv),
-                    _ => (
-                        EventType::Delete,
-                        KeyValue {
-                            key: key.clone(),
-                            mod_revision: rev,
-                            ..Default::default()
-                        },
-                    ),
-                };
-                let prev_kv = if want_prev { reader.version_before(&key, rev)? } else { None };
-                revs.entry(rev).or_default().push(Event {
-                    r#type: ty as i32,
-                    kv: Some(kv),
-                    prev_kv,
-                });
-                Ok(true)
-            })?;
-            Ok(revs)
-        })
+        let revs = tokio::task::spawn_blocking(
+            move || -> Result<BTreeMap<i64, Vec<Event>>, StoreError> {
+                let reader = node.reader();
+                let mut revs: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+                reader.scan_changes(from, to, |rev, _sub, key| {
+                    if !range.contains(&key) {
+                        return Ok(true);
+                    }
+                    let kv = reader.version_at(&key, rev)?;
+                    let (ty, kv) = match kv {
+                        Some(kv) if kv.version != 0 => (EventType::Put, kv),
+                        _ => (
+                            EventType::Delete,
+                            KeyValue {
+                                key: key.clone(),
+                                mod_revision: rev,
+                                ..Default::default()
+                            },
+                        ),
+                    };
+                    let prev_kv = if want_prev {
+                        reader.version_before(&key, rev)?
+                    } else {
+                        None
+                    };
+                    revs.entry(rev).or_default().push(Event {
+                        r#type: ty as i32,
+                        kv: Some(kv),
+                        prev_kv,
+                    });
+                    Ok(true)
+                })?;
+                Ok(revs)
+            },
+        )
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))??;
         let mut batch = Vec::new();
@@ -314,7 +341,8 @@ impl StreamTask {
             batch.extend(events);
             last = rev;
             if batch.len() >= REPLAY_BATCH {
-                self.send_events(id, std::mem::take(&mut batch), last).await?;
+                self.send_events(id, std::mem::take(&mut batch), last)
+                    .await?;
             }
         }
         if !batch.is_empty() {
@@ -403,7 +431,9 @@ impl StreamTask {
             .watchers
             .iter_mut()
             .filter(|(_, w)| w.progress_notify)
-            .filter_map(|(id, w)| (!std::mem::replace(&mut w.sent_since_tick, false)).then_some(*id))
+            .filter_map(|(id, w)| {
+                (!std::mem::replace(&mut w.sent_since_tick, false)).then_some(*id)
+            })
             .collect();
         for id in due {
             self.send(
@@ -426,7 +456,8 @@ impl StreamTask {
         }
         let watchers = std::mem::take(&mut self.watchers);
         self.sub = self.node.hub.subscribe();
-        metrics::counter!("navarch_store_watchers_cancelled_slow_total").increment(watchers.len() as u64);
+        metrics::counter!("navarch_store_watchers_cancelled_slow_total")
+            .increment(watchers.len() as u64);
         let rev = self.node.hub.revision();
         for (id, w) in watchers {
             self.send(

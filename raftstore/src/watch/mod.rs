@@ -189,7 +189,10 @@ mod tests {
         let hub = WatchHub::new(1, 8);
         let mut a = hub.subscribe();
         let mut b = hub.subscribe();
-        assert_eq!(hub.add_watcher(a.id, 0, KeyRange::new(b"/a/", b"/a0")), Some(1));
+        assert_eq!(
+            hub.add_watcher(a.id, 0, KeyRange::new(b"/a/", b"/a0")),
+            Some(1)
+        );
         hub.add_watcher(b.id, 0, KeyRange::new(b"/b", b""));
         hub.publish(2, vec![put("/a/x", 2)]);
         assert_eq!(a.rx.try_recv().unwrap().rev, 2);

@@ -16,19 +16,37 @@ use navarch_raftstore::proto::etcdserverpb::{
 use navarch_raftstore::proto::mvccpb::KeyValue;
 use navarch_raftstore::types::Command;
 use navarch_raftstore::StoreError;
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 const KEYS: &[&[u8]] = &[b"a", b"a\0", b"ab", b"b", b"c", b"d"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { key: usize, value: u8 },
-    Delete { start: usize, end: Option<usize> },
+    Put {
+        key: usize,
+        value: u8,
+    },
+    Delete {
+        start: usize,
+        end: Option<usize>,
+    },
     /// if mod_revision(key) == expect then put(then_key) else delete(key)
-    Txn { key: usize, expect: i64, then_key: usize, value: u8 },
-    Compact { back: i64 },
-    Range { start: usize, end: Option<usize>, back: i64, limit: i64 },
+    Txn {
+        key: usize,
+        expect: i64,
+        then_key: usize,
+        value: u8,
+    },
+    Compact {
+        back: i64,
+    },
+    Range {
+        start: usize,
+        end: Option<usize>,
+        back: i64,
+        limit: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -104,7 +122,9 @@ impl Model {
             return Err(StoreError::FutureRev);
         }
         if at < self.compacted {
-            return Err(StoreError::Compacted { compact_revision: self.compacted });
+            return Err(StoreError::Compacted {
+                compact_revision: self.compacted,
+            });
         }
         Ok(self.states[(at - 1) as usize]
             .values()
@@ -122,8 +142,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let ctx = format!("step {step}: {op:?}");
         match op {
             Op::Put { key, value } => {
-                let req = PutRequest { key: KEYS[key].to_vec(), value: vec![value], prev_kv: true, ..Default::default() };
-                let (b, rev) = apply_local(&engine, 0, &Command::Put(req.encode_to_vec().into())).unwrap();
+                let req = PutRequest {
+                    key: KEYS[key].to_vec(),
+                    value: vec![value],
+                    prev_kv: true,
+                    ..Default::default()
+                };
+                let (b, rev) =
+                    apply_local(&engine, 0, &Command::Put(req.encode_to_vec().into())).unwrap();
                 let resp = PutResponse::decode(b.as_ref()).unwrap();
                 let prev = m.cur().get(KEYS[key]).cloned();
                 let mut next = m.cur().clone();
@@ -134,15 +160,33 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Delete { start, end } => {
                 let end = range_end(end);
-                let req = DeleteRangeRequest { key: KEYS[start].to_vec(), range_end: end.clone(), prev_kv: true };
-                let got = apply_local(&engine, 0, &Command::DeleteRange(req.encode_to_vec().into()));
+                let req = DeleteRangeRequest {
+                    key: KEYS[start].to_vec(),
+                    range_end: end.clone(),
+                    prev_kv: true,
+                };
+                let got = apply_local(
+                    &engine,
+                    0,
+                    &Command::DeleteRange(req.encode_to_vec().into()),
+                );
                 if inverted(KEYS[start], &end) {
-                    prop_assert_eq!(got.map(|_| ()).unwrap_err(), StoreError::InvertedRange, "{}", ctx);
+                    prop_assert_eq!(
+                        got.map(|_| ()).unwrap_err(),
+                        StoreError::InvertedRange,
+                        "{}",
+                        ctx
+                    );
                     continue;
                 }
                 let (b, rev) = got.unwrap();
                 let resp = DeleteRangeResponse::decode(b.as_ref()).unwrap();
-                let victims: Vec<KeyValue> = m.cur().values().filter(|kv| in_range(&kv.key, KEYS[start], &end)).cloned().collect();
+                let victims: Vec<KeyValue> = m
+                    .cur()
+                    .values()
+                    .filter(|kv| in_range(&kv.key, KEYS[start], &end))
+                    .cloned()
+                    .collect();
                 if !victims.is_empty() {
                     let mut next = m.cur().clone();
                     for v in &victims {
@@ -154,7 +198,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(resp.prev_kvs, victims, "{}", ctx);
                 prop_assert_eq!(rev, m.rev(), "{}", ctx);
             }
-            Op::Txn { key, expect, then_key, value } => {
+            Op::Txn {
+                key,
+                expect,
+                then_key,
+                value,
+            } => {
                 let req = TxnRequest {
                     compare: vec![Compare {
                         result: compare::CompareResult::Equal as i32,
@@ -163,12 +212,24 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         range_end: vec![],
                         target_union: Some(compare::TargetUnion::ModRevision(expect)),
                     }],
-                    success: vec![RequestOp { request: Some(request_op::Request::RequestPut(PutRequest {
-                        key: KEYS[then_key].to_vec(), value: vec![value], ..Default::default() })) }],
-                    failure: vec![RequestOp { request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
-                        key: KEYS[key].to_vec(), ..Default::default() })) }],
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestPut(PutRequest {
+                            key: KEYS[then_key].to_vec(),
+                            value: vec![value],
+                            ..Default::default()
+                        })),
+                    }],
+                    failure: vec![RequestOp {
+                        request: Some(request_op::Request::RequestDeleteRange(
+                            DeleteRangeRequest {
+                                key: KEYS[key].to_vec(),
+                                ..Default::default()
+                            },
+                        )),
+                    }],
                 };
-                let (b, rev) = apply_local(&engine, 0, &Command::Txn(req.encode_to_vec().into())).unwrap();
+                let (b, rev) =
+                    apply_local(&engine, 0, &Command::Txn(req.encode_to_vec().into())).unwrap();
                 let resp = TxnResponse::decode(b.as_ref()).unwrap();
                 let cur_mod = m.cur().get(KEYS[key]).map_or(0, |kv| kv.mod_revision);
                 let ok = cur_mod == expect;
@@ -188,19 +249,40 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Compact { back } => {
                 let target = (m.rev() - back).max(1);
-                let req = CompactionRequest { revision: target, physical: true };
+                let req = CompactionRequest {
+                    revision: target,
+                    physical: true,
+                };
                 let got = apply_local(&engine, 0, &Command::Compact(req.encode_to_vec().into()));
                 if target <= m.compacted {
-                    prop_assert_eq!(got.map(|_| ()).unwrap_err(), StoreError::Compacted { compact_revision: m.compacted }, "{}", ctx);
+                    prop_assert_eq!(
+                        got.map(|_| ()).unwrap_err(),
+                        StoreError::Compacted {
+                            compact_revision: m.compacted
+                        },
+                        "{}",
+                        ctx
+                    );
                 } else {
                     got.unwrap();
                     m.compacted = target;
                 }
             }
-            Op::Range { start, end, back, limit } => {
+            Op::Range {
+                start,
+                end,
+                back,
+                limit,
+            } => {
                 let end = range_end(end);
                 let at = if back == 0 { 0 } else { m.rev() + 2 - back };
-                let req = RangeRequest { key: KEYS[start].to_vec(), range_end: end.clone(), revision: at, limit, ..Default::default() };
+                let req = RangeRequest {
+                    key: KEYS[start].to_vec(),
+                    range_end: end.clone(),
+                    revision: at,
+                    limit,
+                    ..Default::default()
+                };
                 let got = Reader::new(&engine, 0).range(&req);
                 if inverted(KEYS[start], &end) {
                     prop_assert_eq!(got.unwrap_err(), StoreError::InvertedRange, "{}", ctx);
@@ -210,9 +292,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(e) => prop_assert_eq!(got.unwrap_err(), e, "{}", ctx),
                     Ok(all) => {
                         let resp = got.unwrap();
-                        let want: Vec<KeyValue> = if limit > 0 { all.iter().take(limit as usize).cloned().collect() } else { all.clone() };
+                        let want: Vec<KeyValue> = if limit > 0 {
+                            all.iter().take(limit as usize).cloned().collect()
+                        } else {
+                            all.clone()
+                        };
                         prop_assert_eq!(resp.count, all.len() as i64, "{}", ctx);
-                        prop_assert_eq!(resp.more, limit > 0 && all.len() > limit as usize, "{}", ctx);
+                        prop_assert_eq!(
+                            resp.more,
+                            limit > 0 && all.len() > limit as usize,
+                            "{}",
+                            ctx
+                        );
                         prop_assert_eq!(resp.kvs, want, "{}", ctx);
                         prop_assert_eq!(resp.header.unwrap().revision, m.rev(), "{}", ctx);
                     }
@@ -240,11 +331,18 @@ fn model_test_catches_a_wrong_engine_answer() {
     // Guard against a vacuous comparison: a model that disagrees must fail the run.
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).unwrap();
-    let req = PutRequest { key: b"a".to_vec(), value: vec![1], ..Default::default() };
+    let req = PutRequest {
+        key: b"a".to_vec(),
+        value: vec![1],
+        ..Default::default()
+    };
     let (_, rev) = apply_local(&engine, 0, &Command::Put(req.encode_to_vec().into())).unwrap();
     assert_eq!(rev, 2);
     let r = Reader::new(&engine, 0)
-        .range(&RangeRequest { key: b"a".to_vec(), ..Default::default() })
+        .range(&RangeRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(r.kvs[0].version, 1);
     assert_ne!(r.kvs[0].mod_revision, 1, "revision 1 is the empty store");

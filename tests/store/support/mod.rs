@@ -41,7 +41,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -108,7 +111,11 @@ impl StoreProc {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
         self.child = None;
-        let st = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
         assert!(st.success());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -198,21 +205,33 @@ impl Cluster {
 
     /// Comma-separated client endpoints (for etcdctl).
     pub fn endpoints(&self) -> String {
-        self.nodes.iter().map(|n| n.client_addr.clone()).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(|n| n.client_addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Index of the node that leads, as reported by a running member, once one leads.
     pub async fn wait_leader(&self, timeout: Duration) -> usize {
         eventually(timeout, "a leader", || async {
             for n in self.nodes.iter().filter(|n| n.is_running()) {
-                let Ok(mut c) = Client::connect(&n.client_addr).await else { continue };
+                let Ok(mut c) = Client::connect(&n.client_addr).await else {
+                    continue;
+                };
                 if let Ok(s) = c.status().await {
                     if s.leader != 0 {
                         let idx = (s.leader - 1) as usize;
                         if self.nodes.get(idx).is_some_and(|l| l.is_running()) {
                             // Confirm with the leader itself.
-                            if let Ok(mut lc) = Client::connect(&self.nodes[idx].client_addr).await {
-                                if lc.status().await.map(|ls| ls.leader == s.leader).unwrap_or(false) {
+                            if let Ok(mut lc) = Client::connect(&self.nodes[idx].client_addr).await
+                            {
+                                if lc
+                                    .status()
+                                    .await
+                                    .map(|ls| ls.leader == s.leader)
+                                    .unwrap_or(false)
+                                {
                                     return Some(idx);
                                 }
                             }
@@ -267,11 +286,15 @@ impl Client {
 
     /// Connects, retrying until the node answers.
     pub async fn connect_eventually(addr: &str) -> Self {
-        eventually(Duration::from_secs(30), &format!("store at {addr}"), || async {
-            let mut c = Client::connect(addr).await.ok()?;
-            c.status().await.ok()?;
-            Some(c)
-        })
+        eventually(
+            Duration::from_secs(30),
+            &format!("store at {addr}"),
+            || async {
+                let mut c = Client::connect(addr).await.ok()?;
+                c.status().await.ok()?;
+                Some(c)
+            },
+        )
         .await
     }
 
@@ -308,7 +331,11 @@ impl Client {
             .into_inner();
         let rev = r.header.map_or(0, |h| h.revision);
         Ok(match r.kvs.first() {
-            Some(kv) => (Some(String::from_utf8_lossy(&kv.value).into_owned()), kv.mod_revision, rev),
+            Some(kv) => (
+                Some(String::from_utf8_lossy(&kv.value).into_owned()),
+                kv.mod_revision,
+                rev,
+            ),
             None => (None, 0, rev),
         })
     }
@@ -324,10 +351,19 @@ pub fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> (bool, St
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
     let mut child = cmd.spawn().expect("spawn etcdctl");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().expect("etcdctl output");
     (
@@ -352,12 +388,22 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
