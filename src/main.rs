@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use navarch_raftstore::certs;
+use navarch_raftstore::network::PeerTransportConfig;
 use navarch_raftstore::{server, NodeConfig, StoreNode};
 
 #[derive(Parser)]
@@ -35,6 +37,21 @@ enum Cmd {
     },
     /// Run one store node (Navarch's etcd).
     Store(StoreArgs),
+    /// Write a cluster CA and node certificates for the QUIC peer transport (mutual TLS):
+    /// DIR/ca.pem, DIR/ca-key.pem, DIR/node-N.pem, DIR/node-N-key.pem. An existing
+    /// DIR/ca.pem (with its key) is reused, so nodes can be added later.
+    Certs {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of node certificates (node-1 .. node-N).
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Extra subject alternative names on every node certificate (IP addresses or DNS
+        /// names, comma-separated); `navarch-peer` and `node-N` are always there.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+        hosts: Vec<String>,
+    },
     /// Benchmarks.
     Loadtest {
         #[command(subcommand)]
@@ -89,6 +106,31 @@ struct StoreArgs {
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
+    /// Peer transport: `grpc` (HTTP/2 over TCP) or `quic` (QUIC over UDP on the same
+    /// host:port, mutual TLS). Every member of a cluster must use the same.
+    #[arg(long, value_enum, default_value_t = PeerTransportArg::Grpc)]
+    peer_transport: PeerTransportArg,
+    /// QUIC: directory with ca.pem, node-ID.pem and node-ID-key.pem (see `navarch certs`);
+    /// default DATA_DIR/certs. Dev mode: a missing CA is created there (and this node's
+    /// certificate issued), so the nodes of a dev cluster must share one directory.
+    #[arg(long)]
+    peer_certs: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PeerTransportArg {
+    /// gRPC over TCP.
+    Grpc,
+    /// QUIC over UDP with mutual TLS.
+    Quic,
+}
+
+/// The host part of `host:port` (brackets of an IPv6 literal removed).
+fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
 }
 
 fn parse_cluster(s: &str) -> Result<BTreeMap<u64, String>> {
@@ -114,6 +156,10 @@ impl StoreArgs {
         if self.id == 0 {
             bail!("--id must be > 0");
         }
+        let certs_dir = self
+            .peer_certs
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("certs"));
         let mut cfg = NodeConfig::single(self.data_dir, &self.client_addr, &self.peer_addr);
         cfg.id = self.id;
         cfg.name = self.name.unwrap_or_else(|| format!("navarch-{}", self.id));
@@ -143,6 +189,22 @@ impl StoreArgs {
         cfg.watch_buffer = self.watch_buffer.max(1);
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
+        if self.peer_transport == PeerTransportArg::Quic {
+            let host = host_of(&self.peer_addr).to_string();
+            let made = certs::ensure_node_certs(&certs_dir, self.id, &[host])
+                .with_context(|| format!("peer certificates in {}", certs_dir.display()))?;
+            if made.created_ca {
+                tracing::warn!(
+                    dir = %certs_dir.display(),
+                    "dev mode: created a new cluster CA; every member must use this directory \
+                     (or certificates from this CA)"
+                );
+            }
+            if made.issued_node_cert {
+                tracing::info!(dir = %certs_dir.display(), id = self.id, "issued this node's peer certificate");
+            }
+            cfg.peer_transport = PeerTransportConfig::Quic { certs_dir };
+        }
         Ok(cfg)
     }
 }
@@ -184,6 +246,17 @@ fn main() -> Result<()> {
                 run_store(cfg).await
             }
             Cmd::Store(a) => run_store(a.into_config()?).await,
+            Cmd::Certs { out, nodes, hosts } => {
+                if nodes == 0 {
+                    bail!("--nodes must be > 0");
+                }
+                let files = certs::write_cluster_certs(&out, nodes, &hosts)
+                    .with_context(|| format!("writing certificates into {}", out.display()))?;
+                for f in files {
+                    println!("{}", f.display());
+                }
+                Ok(())
+            }
             Cmd::Loadtest { what: LoadtestCmd::Store(a) } => {
                 navarch_loadtest::run_store(a).await.map(|_| ())
             }
@@ -202,5 +275,46 @@ mod tests {
         assert!(parse_cluster("1=a:1,1=b:2").is_err());
         assert!(parse_cluster("x=a:1").is_err());
         assert!(parse_cluster("1").is_err());
+    }
+
+    #[test]
+    fn host_of_strips_port_and_brackets() {
+        assert_eq!(host_of("127.0.0.1:2380"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:2380"), "::1");
+        assert_eq!(host_of("db-1:2380"), "db-1");
+    }
+
+    #[test]
+    fn store_flags_select_the_peer_transport() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["navarch", "store", "--data-dir", data.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).unwrap().cmd {
+                Cmd::Store(a) => a.into_config().unwrap(),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(parse(&[]).peer_transport, PeerTransportConfig::Grpc);
+        // quic without --peer-certs: dev mode under DATA_DIR/certs.
+        let cfg = parse(&["--peer-transport", "quic"]);
+        let certs_dir = data.join("certs");
+        assert_eq!(
+            cfg.peer_transport,
+            PeerTransportConfig::Quic {
+                certs_dir: certs_dir.clone()
+            }
+        );
+        assert!(certs_dir.join("ca.pem").exists() && certs_dir.join("node-1.pem").exists());
+        assert!(Cli::try_parse_from([
+            "navarch",
+            "store",
+            "--data-dir",
+            "x",
+            "--peer-transport",
+            "tcp"
+        ])
+        .is_err());
     }
 }

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod engine;
 pub mod error;
 pub mod keys;

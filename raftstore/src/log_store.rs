@@ -4,8 +4,9 @@
 //! - `save_vote` returns only after the vote is fsynced.
 //! - `append` writes the entries (readable at once) and reports them flushed to openraft only
 //!   after the WAL is fsynced; appends from concurrent calls share one fsync (group commit).
-//! - `purge` records the last purged id before deleting, so a crash between the two only leaves
-//!   extra entries that openraft ignores.
+//! - `purge` first flushes the state machine (whose writes skip the WAL), then records the last
+//!   purged id, then deletes: a crash at any point leaves every applied-but-unflushed entry
+//!   still in the log, and at worst extra entries that openraft ignores.
 
 use std::fmt::Debug;
 use std::io;
@@ -216,6 +217,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        // The state machine skips the WAL: make its writes durable before the log entries
+        // that could replay them disappear.
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.flush_state_machine())
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
         self.put_meta(LAST_PURGED, &log_id, true)?;
         let mut b = WriteBatch::default();
         b.delete_range_cf(

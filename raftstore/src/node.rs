@@ -19,12 +19,16 @@ use openraft::{Config, ReadPolicy, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::certs::PeerTls;
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::lease::Lessor;
 use crate::log_store::LogStore;
 use crate::mvcc::Reader;
-use crate::network::{GrpcTransport, PeerNetworkFactory, PeerRequest, PeerResponse, PeerTransport};
+use crate::network::{
+    GrpcTransport, PeerNetworkFactory, PeerRequest, PeerResponse, PeerTransport,
+    PeerTransportConfig, PeerTransportKind, QuicTransport,
+};
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::state_machine::StateMachineStore;
 use crate::types::{Command, NodeId, NodeInfo, Raft};
@@ -64,6 +68,8 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// How often the leader checkpoints the remaining TTL of leases.
     pub lease_checkpoint_interval: Duration,
+    /// Transport for peer traffic (default gRPC; QUIC with mutual TLS on request).
+    pub peer_transport: PeerTransportConfig,
 }
 
 impl NodeConfig {
@@ -86,6 +92,7 @@ impl NodeConfig {
             snapshot_entries: 20_000,
             request_timeout: Duration::from_secs(7),
             lease_checkpoint_interval: Duration::from_secs(5),
+            peer_transport: PeerTransportConfig::Grpc,
         }
     }
 
@@ -109,7 +116,7 @@ pub struct StoreNode {
     /// Leader-side lease timers.
     pub lessor: Arc<Lessor>,
     /// Peer transport.
-    pub transport: Arc<GrpcTransport>,
+    pub transport: Arc<PeerTransportKind>,
     /// Cluster id reported in response headers.
     pub cluster_id: u64,
     /// Cancelled when the node shuts down.
@@ -125,7 +132,7 @@ impl StoreNode {
         let (lease_tx, lease_rx) = mpsc::unbounded_channel();
         let log = LogStore::new(engine.clone(), DEFAULT_SHARD);
         let sm = StateMachineStore::new(engine.clone(), DEFAULT_SHARD, hub.clone(), lease_tx);
-        let transport = Arc::new(GrpcTransport::default());
+        let transport = Arc::new(peer_transport(&cfg)?);
         let hb = cfg.heartbeat.as_millis() as u64;
         let el = cfg.election_timeout.as_millis() as u64;
         let raft_cfg = Config {
@@ -445,7 +452,22 @@ impl StoreNode {
         if let Err(e) = self.engine.sync_wal() {
             tracing::warn!(error = %e, "final wal sync");
         }
+        self.transport.close().await;
     }
+}
+
+/// Builds the configured peer transport (QUIC: loads the node's TLS material).
+fn peer_transport(cfg: &NodeConfig) -> Result<PeerTransportKind> {
+    Ok(match &cfg.peer_transport {
+        PeerTransportConfig::Grpc => PeerTransportKind::Grpc(GrpcTransport::default()),
+        PeerTransportConfig::Quic { certs_dir } => {
+            let tls = PeerTls::load(certs_dir, cfg.id)
+                .map_err(|e| StoreError::Internal(format!("peer TLS: {e}")))?;
+            let t = QuicTransport::new(Arc::new(tls))
+                .map_err(|e| StoreError::Internal(format!("QUIC transport: {e}")))?;
+            PeerTransportKind::Quic(t)
+        }
+    })
 }
 
 /// A stable cluster id derived from the initial membership (as etcd hashes its peer URLs).

@@ -8,7 +8,10 @@
 //! ```
 //! # Correctness
 //! The applied log id is written in the same batch as the entry's effects, so after a crash
-//! an entry is either fully applied (and not re-applied) or not at all.
+//! an entry is either fully applied (and not re-applied) or not at all. Batches skip the WAL;
+//! RocksDB's atomic flush persists all column families at one point, and the log store
+//! flushes them before purging any log entry, so whatever a crash drops is replayed from the
+//! Raft log.
 
 use std::io;
 use std::sync::Arc;
@@ -99,7 +102,7 @@ impl StateMachineStore {
         match ctx.apply(cmd) {
             Ok((resp, mut out)) => {
                 self.put_applied(&mut out.batch, log_id)?;
-                self.engine.write(out.batch, false).map_err(io_err)?;
+                self.engine.write_state_machine(out.batch).map_err(io_err)?;
                 if !out.events.is_empty() {
                     self.hub.publish(out.revision, out.events);
                 }
@@ -112,7 +115,7 @@ impl StateMachineStore {
             Err(e) => {
                 let mut b = WriteBatch::default();
                 self.put_applied(&mut b, log_id)?;
-                self.engine.write(b, false).map_err(io_err)?;
+                self.engine.write_state_machine(b).map_err(io_err)?;
                 Ok(CommandResponse(Err(e)))
             }
         }
@@ -202,7 +205,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Blank => {
                     let mut b = WriteBatch::default();
                     self.put_applied(&mut b, &log_id)?;
-                    self.engine.write(b, false).map_err(io_err)?;
+                    self.engine.write_state_machine(b).map_err(io_err)?;
                     CommandResponse(Ok(bytes::Bytes::new()))
                 }
                 EntryPayload::Membership(m) => {
@@ -214,7 +217,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         self.keys.named(meta::MEMBERSHIP),
                         encode(&sm).map_err(io_err)?,
                     );
-                    self.engine.write(b, false).map_err(io_err)?;
+                    self.engine.write_state_machine(b).map_err(io_err)?;
                     CommandResponse(Ok(bytes::Bytes::new()))
                 }
             };

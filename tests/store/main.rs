@@ -11,3 +11,4 @@ mod t30_cluster_faults;
 mod t35_snapshot;
 mod t40_linearizability;
 mod t50_leases;
+mod t60_quic;

@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use navarch_raftstore::proto::etcdserverpb::{
-    watch_request, RangeRequest, WatchCreateRequest, WatchRequest,
-};
+use navarch_raftstore::proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
 use tokio::sync::Mutex;
 use tokio_stream::StreamExt;
 
@@ -213,34 +211,13 @@ async fn leader_kill_loses_no_acknowledged_write_and_watches_see_every_event_onc
         || {
             let mut back = back.clone();
             async move {
-                let r = back
-                    .kv
-                    .range(RangeRequest {
-                        key: b"/load/".to_vec(),
-                        range_end: b"/load0".to_vec(),
-                        serializable: true,
-                        count_only: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
+                let r = back.range_prefix("/load/", true, true).await.ok()?;
                 (r.header?.revision >= final_rev).then_some(())
             }
         },
     )
     .await;
-    let r = back
-        .kv
-        .range(RangeRequest {
-            key: b"/load/".to_vec(),
-            range_end: b"/load0".to_vec(),
-            serializable: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = back.range_prefix("/load/", true, false).await.unwrap();
     let on_restarted: BTreeMap<String, i64> = r
         .kvs
         .iter()
@@ -290,16 +267,7 @@ async fn leader_kill_loses_no_acknowledged_write_and_watches_see_every_event_onc
     }
     let l = c.wait_leader(Duration::from_secs(60)).await;
     let mut cl = Client::connect_eventually(&addrs[l]).await;
-    let r = cl
-        .kv
-        .range(RangeRequest {
-            key: b"/load/".to_vec(),
-            range_end: b"/load0".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = cl.range_prefix("/load/", false, false).await.unwrap();
     assert!(r.header.unwrap().revision >= final_rev);
     let after: BTreeMap<String, (Vec<u8>, i64)> = r
         .kvs

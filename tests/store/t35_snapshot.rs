@@ -35,33 +35,14 @@ async fn lagging_follower_catches_up_by_snapshot_after_log_purge() {
         || {
             let mut f = f.clone();
             async move {
-                let r =
-                    f.kv.range(RangeRequest {
-                        key: b"/snap/".to_vec(),
-                        range_end: b"/snap0".to_vec(),
-                        serializable: true,
-                        count_only: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
+                let r = f.range_prefix("/snap/", true, true).await.ok()?;
                 (r.header?.revision >= last && r.count == 700).then_some(())
             }
         },
     )
     .await;
     let mut f = f;
-    let r =
-        f.kv.range(RangeRequest {
-            key: b"/snap/".to_vec(),
-            range_end: b"/snap0".to_vec(),
-            serializable: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = f.range_prefix("/snap/", true, false).await.unwrap();
     for kv in &r.kvs {
         let k = String::from_utf8_lossy(&kv.key).into_owned();
         let i: usize = k.trim_start_matches("/snap/").parse().unwrap();

@@ -1,5 +1,6 @@
 //! The store's listeners: the etcd v3 gRPC API (plus `/metrics` and `/health` over HTTP/1.1 on
-//! the same port, as etcd does) and the peer service.
+//! the same port, as etcd does) and the peer service: gRPC on the peer TCP port always, and
+//! QUIC on the same `host:port` over UDP when the node's peer transport is QUIC.
 
 mod kv;
 mod lease;
@@ -23,7 +24,7 @@ pub use maintenance::{ClusterService, MaintenanceService, ETCD_API_VERSION};
 pub use watch::WatchService;
 
 use crate::error::StoreError;
-use crate::network::{PeerRequest, MAX_PEER_FRAME};
+use crate::network::{PeerHandler, PeerRequest, PeerTransportKind, QuicServer, MAX_PEER_FRAME};
 use crate::node::StoreNode;
 use crate::proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -35,6 +36,11 @@ use crate::types::{decode, encode};
 
 /// gRPC's own framing allowance above the request limit (etcd adds the same 512 KiB).
 const GRPC_OVERHEAD: usize = 512 * 1024;
+
+/// HTTP/2 windows for client connections: a 1.5 MiB request or a large watch response must
+/// not wait on window updates every 64 KiB.
+const CLIENT_STREAM_WINDOW: u32 = 4 << 20;
+const CLIENT_CONN_WINDOW: u32 = 16 << 20;
 
 /// Rejects requests over the node's `max_request_bytes`.
 pub(crate) fn check_size<M: Message>(node: &StoreNode, m: &M) -> Result<(), StoreError> {
@@ -86,6 +92,30 @@ impl Peer for PeerService {
         let resp = self.node.on_peer(req).await;
         let payload = encode(&resp).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(PeerFrame { payload }))
+    }
+    type StreamStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<PeerFrame, Status>> + Send + 'static>>;
+
+    async fn stream(
+        &self,
+        req: Request<tonic::Streaming<PeerFrame>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        use futures::StreamExt;
+        // Decode until the first bad frame or transport error; that ends the stream.
+        let requests = req.into_inner().scan((), |_, frame| {
+            let req = frame.ok().and_then(|f| {
+                decode::<openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>>(&f.payload)
+                    .ok()
+            });
+            futures::future::ready(req)
+        });
+        let answers = self.node.raft.stream_append(requests).map(|r| {
+            let reply: crate::network::StreamAppendReply = r.map_err(|fatal| fatal.to_string());
+            encode(&reply)
+                .map(|payload| PeerFrame { payload })
+                .map_err(|e| Status::internal(e.to_string()))
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 }
 
@@ -173,8 +203,37 @@ pub async fn serve(
         }
     });
 
+    // QUIC peers: bound before anything serves, so a taken UDP port fails the start.
+    let quic = match &*node.transport {
+        PeerTransportKind::Quic(t) => {
+            let addr = peer
+                .local_addr()
+                .map_err(|e| StoreError::Internal(format!("peer listener address: {e}")))?;
+            let server =
+                QuicServer::bind(addr, t.tls()).map_err(|e| StoreError::Internal(e.to_string()))?;
+            tracing::info!(%addr, "QUIC peer endpoint listening (mutual TLS)");
+            Some(server)
+        }
+        PeerTransportKind::Grpc(_) => None,
+    };
+    let quic_node = node.clone();
+    let handler: PeerHandler = Arc::new(
+        move |req| -> futures::future::BoxFuture<'static, crate::network::PeerResponse> {
+            let node = quic_node.clone();
+            Box::pin(async move { node.on_peer(req).await })
+        },
+    );
+    let quic_token = token.clone();
+    let quic_server = async move {
+        if let Some(s) = quic {
+            s.serve(handler, quic_token).await;
+        }
+    };
+
     let peer_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(crate::network::PEER_STREAM_WINDOW)
+        .initial_connection_window_size(crate::network::PEER_CONN_WINDOW)
         .add_service(
             PeerServer::new(PeerService { node: node.clone() })
                 .max_decoding_message_size(MAX_PEER_FRAME)
@@ -186,6 +245,8 @@ pub async fn serve(
         );
     let client_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(CLIENT_STREAM_WINDOW)
+        .initial_connection_window_size(CLIENT_CONN_WINDOW)
         .accept_http1(true)
         .add_routes(tonic::service::Routes::from(http))
         .serve_with_incoming_shutdown(
@@ -196,9 +257,10 @@ pub async fn serve(
         client = %node.cfg.client_addr,
         peer = %node.cfg.peer_addr,
         id = node.cfg.id,
+        peer_transport = node.transport.name(),
         "store serving"
     );
-    let (a, b) = tokio::join!(peer_server, client_server);
+    let (a, b, ()) = tokio::join!(peer_server, client_server, quic_server);
     a.map_err(|e| StoreError::Internal(format!("peer server: {e}")))?;
     b.map_err(|e| StoreError::Internal(format!("client server: {e}")))?;
     Ok(())

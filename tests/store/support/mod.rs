@@ -319,6 +319,28 @@ impl Client {
         Ok(r.header.map_or(0, |h| h.revision))
     }
 
+    /// Range over every key under `prefix` (`serializable` reads the local replica only).
+    pub async fn range_prefix(
+        &mut self,
+        prefix: &str,
+        serializable: bool,
+        count_only: bool,
+    ) -> Result<navarch_raftstore::proto::etcdserverpb::RangeResponse, tonic::Status> {
+        let mut end = prefix.as_bytes().to_vec();
+        *end.last_mut().expect("non-empty prefix") += 1;
+        Ok(self
+            .kv
+            .range(RangeRequest {
+                key: prefix.as_bytes().to_vec(),
+                range_end: end,
+                serializable,
+                count_only,
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Linearizable get of one key: (value, mod_revision, header revision).
     pub async fn get(&mut self, k: &str) -> Result<(Option<String>, i64, i64), tonic::Status> {
         let r = self

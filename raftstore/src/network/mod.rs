@@ -2,30 +2,39 @@
 //!
 //! ```text
 //! openraft ─► PeerConnection (RaftNetworkV2) ─┐
-//! StoreNode (forwarding) ─────────────────────┴─► dyn PeerTransport ─► peer's PeerService
-//!                                                                       └─► StoreNode::on_peer
+//! StoreNode (forwarding) ─────────────────────┴─► PeerTransportKind
+//!     ├─ GrpcTransport ─► peer's gRPC PeerService ─┐
+//!     └─ QuicTransport ─► peer's QuicServer ───────┴─► StoreNode::on_peer
 //! ```
-//! The transport is a trait; [`GrpcTransport`] carries frames over gRPC today, and the scale-out
-//! work moves it onto QUIC without touching callers.
+//! The transport is a trait; [`GrpcTransport`] carries frames over gRPC (the default) and
+//! [`QuicTransport`] over QUIC with mutual TLS (see [`crate::certs`]). Callers only see
+//! [`PeerTransport`]; `NodeConfig::peer_transport` ([`PeerTransportConfig`]) picks one.
 
-use std::collections::HashMap;
+pub mod grpc;
+pub mod quic;
+
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::StreamAppendResult;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::proto::peer::peer_client::PeerClient;
-use crate::proto::peer::PeerFrame;
 use crate::types::{decode, encode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
+
+pub use grpc::GrpcTransport;
+pub use quic::{serve_quic, PeerHandler, QuicError, QuicServer, QuicTransport, PEER_ALPN};
 
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
@@ -134,74 +143,115 @@ pub trait PeerTransport: Send + Sync + 'static {
         req: &PeerRequest,
         timeout: Duration,
     ) -> impl Future<Output = Result<PeerResponse, TransportError>> + Send;
+
+    /// Whether [`PeerTransport::open_stream`] is supported (pipelined replication); without
+    /// it openraft sends one AppendEntries at a time.
+    fn supports_streams(&self) -> bool {
+        false
+    }
+
+    /// Opens an ordered bidirectional stream of frames to `addr`: the peer answers every frame,
+    /// in order, on the returned stream.
+    fn open_stream(
+        &self,
+        addr: &str,
+        frames: BoxStream<'static, Vec<u8>>,
+    ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
+        drop(frames);
+        let addr = addr.to_string();
+        Box::pin(async move {
+            Err(TransportError::Unreachable {
+                addr,
+                reason: "this transport has no frame streams".into(),
+            })
+        })
+    }
 }
 
-/// [`PeerTransport`] over gRPC (HTTP/2), one lazily connected channel per peer.
-#[derive(Clone, Default)]
-pub struct GrpcTransport {
-    channels: Arc<Mutex<HashMap<String, PeerClient<tonic::transport::Channel>>>>,
-}
+/// Answers of a frame stream.
+pub type FrameStream = BoxStream<'static, Result<Vec<u8>, TransportError>>;
+
+/// What a peer sends back for each AppendEntries of a replication stream.
+pub type StreamAppendReply = Result<StreamAppendResult<TypeConfig>, String>;
+
+/// HTTP/2 stream window for peer traffic: Raft batches are megabytes, and the default 64 KiB
+/// window would cost a round trip per 64 KiB.
+pub const PEER_STREAM_WINDOW: u32 = 16 << 20;
+/// HTTP/2 connection window for peer traffic.
+pub const PEER_CONN_WINDOW: u32 = 64 << 20;
 
 /// Largest frame a peer accepts (snapshots travel whole for now).
 pub const MAX_PEER_FRAME: usize = 1 << 30;
 
-impl GrpcTransport {
-    fn client(&self, addr: &str) -> Result<PeerClient<tonic::transport::Channel>, TransportError> {
-        let mut g = self.channels.lock();
-        if let Some(c) = g.get(addr) {
-            return Ok(c.clone());
+/// Which transport a node uses for its peers (every member of a cluster must use the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PeerTransportConfig {
+    /// gRPC over TCP on the peer address (no TLS).
+    #[default]
+    Grpc,
+    /// QUIC over UDP on the peer address's `host:port`, with mutual TLS.
+    Quic {
+        /// Directory holding the cluster CA and this node's certificate (layout in
+        /// [`crate::certs`]).
+        certs_dir: PathBuf,
+    },
+}
+
+/// The node's peer transport: one of the implementations, chosen at start.
+pub enum PeerTransportKind {
+    /// gRPC over TCP.
+    Grpc(GrpcTransport),
+    /// QUIC over UDP with mutual TLS.
+    Quic(QuicTransport),
+}
+
+impl PeerTransportKind {
+    /// Closes the transport's outgoing connections (QUIC: tells peers at once instead of
+    /// letting them time out).
+    pub async fn close(&self) {
+        if let PeerTransportKind::Quic(q) = self {
+            q.close().await;
         }
-        let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| TransportError::Unreachable {
-                addr: addr.into(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5));
-        let c = PeerClient::new(ep.connect_lazy())
-            .max_decoding_message_size(MAX_PEER_FRAME)
-            .max_encoding_message_size(MAX_PEER_FRAME);
-        g.insert(addr.to_string(), c.clone());
-        Ok(c)
+    }
+
+    /// A short name for logs (`grpc` or `quic`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PeerTransportKind::Grpc(_) => "grpc",
+            PeerTransportKind::Quic(_) => "quic",
+        }
     }
 }
 
-impl PeerTransport for GrpcTransport {
+impl PeerTransport for PeerTransportKind {
     async fn call(
         &self,
         addr: &str,
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
-        let payload = encode(req).map_err(|e| TransportError::BadFrame {
-            addr: addr.into(),
-            reason: e.to_string(),
-        })?;
-        let mut client = self.client(addr)?;
-        let mut request = tonic::Request::new(PeerFrame { payload });
-        request.set_timeout(timeout);
-        let fut = client.call(request);
-        let resp = match tokio::time::timeout(timeout, fut).await {
-            Err(_) => {
-                return Err(TransportError::Timeout {
-                    addr: addr.into(),
-                    timeout,
-                })
-            }
-            Ok(Err(status)) => {
-                return Err(TransportError::Unreachable {
-                    addr: addr.into(),
-                    reason: status.message().to_string(),
-                })
-            }
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        decode(&resp.payload).map_err(|e| TransportError::BadFrame {
-            addr: addr.into(),
-            reason: e.to_string(),
-        })
+        match self {
+            PeerTransportKind::Grpc(t) => t.call(addr, req, timeout).await,
+            PeerTransportKind::Quic(t) => t.call(addr, req, timeout).await,
+        }
+    }
+
+    fn supports_streams(&self) -> bool {
+        match self {
+            PeerTransportKind::Grpc(t) => t.supports_streams(),
+            PeerTransportKind::Quic(t) => t.supports_streams(),
+        }
+    }
+
+    fn open_stream(
+        &self,
+        addr: &str,
+        frames: BoxStream<'static, Vec<u8>>,
+    ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
+        match self {
+            PeerTransportKind::Grpc(t) => t.open_stream(addr, frames),
+            PeerTransportKind::Quic(t) => t.open_stream(addr, frames),
+        }
     }
 }
 
@@ -274,6 +324,94 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
             PeerResponse::AppendEntries(r) => Ok(r),
             r => Err(self.unexpected(r)),
         }
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> openraft::base::BoxFuture<
+        's,
+        Result<
+            openraft::base::BoxStream<
+                's,
+                Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>,
+            >,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>>
+            + openraft::OptionalSend
+            + Unpin
+            + 'static,
+    {
+        if !self.transport.supports_streams() {
+            return openraft::network::stream_append_sequential(self, input, option);
+        }
+        let transport = self.transport.clone();
+        let addr = self.addr.clone();
+        Box::pin(async move {
+            let outstanding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let sent = outstanding.clone();
+            let frames = input
+                .filter_map(move |req| {
+                    let frame = encode(&req).ok();
+                    if frame.is_some() {
+                        sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    futures::future::ready(frame)
+                })
+                .boxed();
+            let answers = transport
+                .open_stream(&addr, frames)
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+            // A request waiting longer than soft_ttl for its answer means the peer stopped
+            // making progress; an idle stream (nothing outstanding) may wait forever.
+            let idle = option.soft_ttl();
+            let out = futures::stream::unfold(
+                (answers, outstanding, false),
+                move |(mut answers, outstanding, done)| async move {
+                    if done {
+                        return None;
+                    }
+                    let next = if outstanding.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                        match tokio::time::timeout(idle, answers.next()).await {
+                            Ok(n) => n,
+                            Err(_) => {
+                                let e = TransportError::Timeout {
+                                    addr: String::new(),
+                                    timeout: idle,
+                                };
+                                return Some((
+                                    Err(RPCError::Network(NetworkError::new(&e))),
+                                    (answers, outstanding, true),
+                                ));
+                            }
+                        }
+                    } else {
+                        answers.next().await
+                    };
+                    let item = match next? {
+                        Err(e) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+                        Ok(bytes) => {
+                            outstanding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            match decode::<StreamAppendReply>(&bytes) {
+                                Ok(Ok(r)) => Ok(r),
+                                Ok(Err(fatal)) => Err(RPCError::Network(NetworkError::new(
+                                    &StoreError::Internal(fatal),
+                                ))),
+                                Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+                            }
+                        }
+                    };
+                    let stop = item.is_err();
+                    Some((item, (answers, outstanding, stop)))
+                },
+            );
+            Ok(out.boxed())
+        })
     }
 
     async fn vote(

@@ -1,0 +1,732 @@
+//! [`PeerTransport`] over QUIC (quinn) with mutual TLS, and the server side that answers it.
+//!
+//! ```text
+//! call(addr, req) ─► cached Connection to addr (dialled on a miss or after it closed,
+//!                    server name `navarch-peer`, client certificate of this node)
+//!                 ─► open_bi ─► [u32 BE length][MessagePack PeerRequest] ─► finish
+//!                              QuicServer::serve ─► accept_bi ─► handler(req) (on_peer)
+//!                 ◄─ [u32 BE length][MessagePack PeerResponse] ◄─ finish
+//! ```
+//!
+//! One connection per peer address and one bidirectional stream per call, so a snapshot
+//! streaming on one call never holds up another call's heartbeat (QUIC streams do not block
+//! each other; snapshot streams also get a lower send priority). Frames are capped at
+//! [`MAX_PEER_FRAME`], and the whole call (dial, send, handler, response) is bounded by its
+//! timeout. Both sides require a certificate issued by the cluster CA (see [`crate::certs`]).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{
+    ConnectionError, Endpoint, ReadError, ReadExactError, RecvStream, SendStream, VarInt,
+    WriteError,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME};
+use crate::certs::{CertError, PeerTls, PEER_SERVER_NAME};
+use crate::types::{decode, encode};
+
+/// ALPN protocol id of the peer protocol over QUIC.
+pub const PEER_ALPN: &[u8] = b"navarch-peer/1";
+
+/// Keep-alive on idle peer connections (well under [`IDLE_TIMEOUT_MS`]).
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// A connection (or handshake) with no traffic for this long is closed.
+const IDLE_TIMEOUT_MS: u32 = 5_000;
+/// Concurrent calls (streams) one connection admits.
+const MAX_CONCURRENT_CALLS: u32 = 1024;
+/// How long shutdown waits for connections to close cleanly.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Application close code: orderly shutdown.
+const CODE_SHUTDOWN: u32 = 0;
+/// Stream reset code: the server could not read or decode the request frame.
+const CODE_BAD_REQUEST: u32 = 1;
+/// Stream reset code: the server could not encode its response within the frame cap.
+const CODE_BAD_RESPONSE: u32 = 2;
+
+/// Errors setting up a QUIC endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// The TLS material could not be used.
+    #[error("peer TLS material: {0}")]
+    Tls(#[from] CertError),
+    /// rustls produced a configuration QUIC cannot use.
+    #[error("QUIC crypto configuration: {0}")]
+    Crypto(String),
+    /// The UDP socket could not be bound.
+    #[error("bind QUIC endpoint on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_CONCURRENT_CALLS))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(VarInt::from_u32(IDLE_TIMEOUT_MS).into()));
+    Arc::new(t)
+}
+
+/// Why reading or writing a frame failed.
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_PEER_FRAME}-byte cap")]
+    TooLarge(usize),
+    #[error("stream ended in the middle of a frame")]
+    Truncated,
+    #[error("stream reset by peer (code {0})")]
+    Reset(VarInt),
+    #[error("peer stopped reading (code {0})")]
+    Stopped(VarInt),
+    #[error("connection lost: {0}")]
+    ConnectionLost(ConnectionError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<ReadExactError> for FrameError {
+    fn from(e: ReadExactError) -> Self {
+        match e {
+            ReadExactError::FinishedEarly(_) => FrameError::Truncated,
+            ReadExactError::ReadError(ReadError::Reset(code)) => FrameError::Reset(code),
+            ReadExactError::ReadError(ReadError::ConnectionLost(c)) => {
+                FrameError::ConnectionLost(c)
+            }
+            ReadExactError::ReadError(other) => FrameError::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<WriteError> for FrameError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Stopped(code) => FrameError::Stopped(code),
+            WriteError::ConnectionLost(c) => FrameError::ConnectionLost(c),
+            other => FrameError::Other(other.to_string()),
+        }
+    }
+}
+
+impl FrameError {
+    fn into_transport(self, addr: &str) -> TransportError {
+        match self {
+            FrameError::ConnectionLost(e) => unreachable(addr, e),
+            other => TransportError::BadFrame {
+                addr: addr.into(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Reads one length-prefixed frame, refusing lengths over the cap before allocating.
+async fn read_frame(recv: &mut RecvStream) -> Result<Vec<u8>, FrameError> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_PEER_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len];
+    recv.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Writes one length-prefixed frame and finishes the stream.
+async fn write_frame(send: &mut SendStream, payload: &[u8]) -> Result<(), FrameError> {
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|l| *l as usize <= MAX_PEER_FRAME)
+        .ok_or(FrameError::TooLarge(payload.len()))?;
+    send.write_all(&len.to_be_bytes()).await?;
+    send.write_all(payload).await?;
+    send.finish().map_err(|e| FrameError::Other(e.to_string()))
+}
+
+fn unreachable(addr: &str, e: impl std::fmt::Display) -> TransportError {
+    TransportError::Unreachable {
+        addr: addr.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// One peer's cached connection; the async lock makes concurrent callers share one dial.
+type PeerSlot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
+
+struct ClientInner {
+    tls: Arc<PeerTls>,
+    config: quinn::ClientConfig,
+    /// Client endpoints, created on first use: `[IPv4, IPv6]`.
+    endpoints: Mutex<[Option<Endpoint>; 2]>,
+    peers: Mutex<HashMap<String, PeerSlot>>,
+}
+
+/// [`PeerTransport`] over QUIC with mutual TLS: one cached connection per peer address
+/// (re-dialled once it has closed), one bidirectional stream per call.
+#[derive(Clone)]
+pub struct QuicTransport {
+    inner: Arc<ClientInner>,
+}
+
+impl QuicTransport {
+    /// A transport presenting `tls`'s certificate and trusting only its CA.
+    pub fn new(tls: Arc<PeerTls>) -> Result<Self, QuicError> {
+        let mut crypto = tls.client_config()?;
+        crypto.alpn_protocols = vec![PEER_ALPN.to_vec()];
+        let crypto =
+            QuicClientConfig::try_from(crypto).map_err(|e| QuicError::Crypto(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(transport_config());
+        Ok(Self {
+            inner: Arc::new(ClientInner {
+                tls,
+                config,
+                endpoints: Mutex::new([None, None]),
+                peers: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The TLS material (the node's server side uses the same).
+    pub fn tls(&self) -> &Arc<PeerTls> {
+        &self.inner.tls
+    }
+
+    /// Closes every outgoing connection and waits (briefly) until peers were told.
+    pub async fn close(&self) {
+        let endpoints: Vec<Endpoint> = self
+            .inner
+            .endpoints
+            .lock()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for e in &endpoints {
+            e.close(VarInt::from_u32(CODE_SHUTDOWN), b"shutting down");
+        }
+        for e in &endpoints {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, e.wait_idle()).await;
+        }
+    }
+
+    fn endpoint(&self, remote: &SocketAddr) -> std::io::Result<Endpoint> {
+        let mut g = self.inner.endpoints.lock();
+        let (slot, bind): (usize, SocketAddr) = if remote.is_ipv4() {
+            (0, (Ipv4Addr::UNSPECIFIED, 0).into())
+        } else {
+            (1, (Ipv6Addr::UNSPECIFIED, 0).into())
+        };
+        if let Some(e) = &g[slot] {
+            return Ok(e.clone());
+        }
+        let mut e = Endpoint::client(bind)?;
+        e.set_default_client_config(self.inner.config.clone());
+        g[slot] = Some(e.clone());
+        Ok(e)
+    }
+
+    /// The live connection to `addr`, dialling it if there is none.
+    async fn connection(&self, addr: &str) -> Result<quinn::Connection, TransportError> {
+        let slot = self
+            .inner
+            .peers
+            .lock()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+            tracing::debug!(peer = addr, reason = ?c.close_reason(), "peer connection closed; redialling");
+        }
+        *cached = None;
+        let remote = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| unreachable(addr, format!("resolve: {e}")))?
+            .next()
+            .ok_or_else(|| unreachable(addr, "resolves to no address"))?;
+        let endpoint = self
+            .endpoint(&remote)
+            .map_err(|e| unreachable(addr, format!("client endpoint: {e}")))?;
+        let conn = endpoint
+            .connect(remote, PEER_SERVER_NAME)
+            .map_err(|e| unreachable(addr, e))?
+            .await
+            .map_err(|e| unreachable(addr, format!("handshake: {e}")))?;
+        *cached = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn call_inner(
+        &self,
+        addr: &str,
+        req: &PeerRequest,
+    ) -> Result<PeerResponse, TransportError> {
+        let payload = encode(req).map_err(|e| TransportError::BadFrame {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })?;
+        let conn = self.connection(addr).await?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(addr, e))?;
+        if matches!(req, PeerRequest::Snapshot { .. }) {
+            // Bulk data yields to heartbeats and votes on the same connection.
+            let _ = send.set_priority(-1);
+        }
+        write_frame(&mut send, &payload)
+            .await
+            .map_err(|e| e.into_transport(addr))?;
+        let resp = read_frame(&mut recv)
+            .await
+            .map_err(|e| e.into_transport(addr))?;
+        decode(&resp).map_err(|e| TransportError::BadFrame {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl PeerTransport for QuicTransport {
+    async fn call(
+        &self,
+        addr: &str,
+        req: &PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerResponse, TransportError> {
+        // Dropping the streams on timeout resets them; the connection stays usable.
+        match tokio::time::timeout(timeout, self.call_inner(addr, req)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout {
+                addr: addr.into(),
+                timeout,
+            }),
+        }
+    }
+}
+
+/// Answers one peer request (a node passes its `on_peer`).
+pub type PeerHandler = Arc<dyn Fn(PeerRequest) -> BoxFuture<'static, PeerResponse> + Send + Sync>;
+
+/// The server side: a QUIC endpoint that requires client certificates of the cluster CA and
+/// answers every stream's request frame through a [`PeerHandler`].
+pub struct QuicServer {
+    endpoint: Endpoint,
+    accepted: Arc<AtomicU64>,
+}
+
+impl QuicServer {
+    /// Binds the UDP socket at `addr` with `tls`'s certificate.
+    pub fn bind(addr: SocketAddr, tls: &PeerTls) -> Result<Self, QuicError> {
+        let mut crypto = tls.server_config()?;
+        crypto.alpn_protocols = vec![PEER_ALPN.to_vec()];
+        let crypto =
+            QuicServerConfig::try_from(crypto).map_err(|e| QuicError::Crypto(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(transport_config());
+        let endpoint =
+            Endpoint::server(config, addr).map_err(|source| QuicError::Bind { addr, source })?;
+        Ok(Self {
+            endpoint,
+            accepted: Arc::default(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Connections that completed the mutual-TLS handshake so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Accepts connections and streams until `shutdown` is cancelled, then closes every
+    /// connection and waits (briefly) for peers to be told.
+    pub async fn serve(&self, handler: PeerHandler, shutdown: CancellationToken) {
+        loop {
+            let incoming = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                i = self.endpoint.accept() => match i {
+                    Some(i) => i,
+                    None => break,
+                },
+            };
+            tokio::spawn(serve_connection(
+                incoming,
+                handler.clone(),
+                shutdown.clone(),
+                self.accepted.clone(),
+            ));
+        }
+        self.endpoint
+            .close(VarInt::from_u32(CODE_SHUTDOWN), b"shutting down");
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Binds `addr` and serves peers with `handler` until `shutdown` is cancelled.
+pub async fn serve_quic(
+    addr: SocketAddr,
+    tls: &PeerTls,
+    handler: PeerHandler,
+    shutdown: CancellationToken,
+) -> Result<(), QuicError> {
+    QuicServer::bind(addr, tls)?.serve(handler, shutdown).await;
+    Ok(())
+}
+
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    handler: PeerHandler,
+    shutdown: CancellationToken,
+    accepted: Arc<AtomicU64>,
+) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "peer QUIC handshake failed");
+            return;
+        }
+    };
+    accepted.fetch_add(1, Ordering::Relaxed);
+    loop {
+        let (send, recv) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = conn.accept_bi() => match s {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "peer connection ended");
+                    return;
+                }
+            },
+        };
+        tokio::spawn(serve_stream(send, recv, handler.clone()));
+    }
+}
+
+async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: PeerHandler) {
+    let req = match read_frame(&mut recv).await {
+        Ok(b) => match decode::<PeerRequest>(&b) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable peer request");
+                let _ = send.reset(VarInt::from_u32(CODE_BAD_REQUEST));
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "bad peer request frame");
+            let _ = send.reset(VarInt::from_u32(CODE_BAD_REQUEST));
+            return;
+        }
+    };
+    let resp = handler(req).await;
+    let payload = match encode(&resp) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "unencodable peer response");
+            let _ = send.reset(VarInt::from_u32(CODE_BAD_RESPONSE));
+            return;
+        }
+    };
+    match write_frame(&mut send, &payload).await {
+        Ok(()) => {}
+        Err(e @ FrameError::TooLarge(_)) => {
+            tracing::warn!(error = %e, "peer response too large");
+            let _ = send.reset(VarInt::from_u32(CODE_BAD_RESPONSE));
+        }
+        // The caller gave up (timeout) or went away.
+        Err(e) => tracing::debug!(error = %e, "peer response not delivered"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::certs::{generate_ca, issue_node_cert, ClusterCa};
+    use crate::types::{Command, CommandResponse};
+
+    fn node_tls(ca: &ClusterCa, id: u64) -> Arc<PeerTls> {
+        let n = issue_node_cert(ca, id, &["127.0.0.1".into()]).unwrap();
+        Arc::new(PeerTls::from_pem(ca.cert_pem(), &n.cert_pem, &n.key_pem).unwrap())
+    }
+
+    /// Echoes proposals, answers `LeaseTimeToLive { id }` with `id` (id 1 waits for `gate`,
+    /// id 99 never answers), counts requests.
+    fn test_handler(
+        gate: tokio::sync::watch::Receiver<bool>,
+        seen: Arc<AtomicUsize>,
+    ) -> PeerHandler {
+        Arc::new(move |req| -> BoxFuture<'static, PeerResponse> {
+            let mut gate = gate.clone();
+            let seen = seen.clone();
+            Box::pin(async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                match req {
+                    PeerRequest::Propose(Command::Put(b)) => {
+                        PeerResponse::Proposed(CommandResponse(Ok(b)))
+                    }
+                    PeerRequest::LeaseTimeToLive { id: 99 } => std::future::pending().await,
+                    PeerRequest::LeaseTimeToLive { id } => {
+                        if id == 1 {
+                            let _ = gate.wait_for(|open| *open).await;
+                        }
+                        PeerResponse::LeaseTtl {
+                            remaining: id,
+                            granted: id,
+                        }
+                    }
+                    _ => PeerResponse::Info {
+                        client_addr: "c".into(),
+                        name: "n".into(),
+                    },
+                }
+            })
+        })
+    }
+
+    struct Harness {
+        server: Arc<QuicServer>,
+        addr: String,
+        seen: Arc<AtomicUsize>,
+        gate: tokio::sync::watch::Sender<bool>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start_server(tls: &PeerTls, at: SocketAddr) -> Harness {
+        try_start_server(tls, at).unwrap()
+    }
+
+    fn try_start_server(tls: &PeerTls, at: SocketAddr) -> Result<Harness, QuicError> {
+        let server = Arc::new(QuicServer::bind(at, tls)?);
+        let addr = server.local_addr().unwrap().to_string();
+        let (gate, gate_rx) = tokio::sync::watch::channel(false);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (server, handler, stop) = (
+                server.clone(),
+                test_handler(gate_rx, seen.clone()),
+                stop.clone(),
+            );
+            async move { server.serve(handler, stop).await }
+        });
+        Ok(Harness {
+            server,
+            addr,
+            seen,
+            gate,
+            stop,
+            task,
+        })
+    }
+
+    fn loopback() -> SocketAddr {
+        (Ipv4Addr::LOCALHOST, 0).into()
+    }
+
+    const T: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn frames_round_trip_including_large_ones() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        match client.call(&h.addr, &PeerRequest::Info, T).await.unwrap() {
+            PeerResponse::Info { name, .. } => assert_eq!(name, "n"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // 8 MiB: many QUIC packets and flow-control windows.
+        let big = Bytes::from((0..8u32 << 20).map(|i| i as u8).collect::<Vec<u8>>());
+        let req = PeerRequest::Propose(Command::Put(big.clone()));
+        match client.call(&h.addr, &req, T).await.unwrap() {
+            PeerResponse::Proposed(CommandResponse(Ok(b))) => assert!(b == big),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(h.seen.load(Ordering::SeqCst), 2);
+        assert_eq!(h.server.connections_accepted(), 1, "one cached connection");
+        client.close().await;
+        h.stop.cancel();
+        tokio::time::timeout(T, h.task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_or_server_of_another_ca_is_rejected() {
+        let ca = generate_ca().unwrap();
+        let other = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        // Client certificate from another CA: the server refuses the handshake.
+        let intruder = QuicTransport::new(node_tls(&other, 2)).unwrap();
+        let err = intruder
+            .call(&h.addr, &PeerRequest::Info, T)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+        // Server certificate from another CA: the client refuses it.
+        let h2 = start_server(&node_tls(&other, 3), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        let err = client
+            .call(&h2.addr, &PeerRequest::Info, T)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+        assert_eq!(h.seen.load(Ordering::SeqCst), 0);
+        assert_eq!(h2.seen.load(Ordering::SeqCst), 0);
+        assert_eq!(h.server.connections_accepted(), 0);
+        // The legitimate client still gets through to its own cluster's server.
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_share_a_connection_without_blocking_each_other() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        // A call the handler holds until the gate opens...
+        let slow = tokio::spawn({
+            let (c, a) = (client.clone(), h.addr.clone());
+            async move { c.call(&a, &PeerRequest::LeaseTimeToLive { id: 1 }, T).await }
+        });
+        // ...does not hold up 64 concurrent calls on the same connection.
+        let calls = (2..66).map(|id| {
+            let (c, a) = (client.clone(), h.addr.clone());
+            async move {
+                (
+                    id,
+                    c.call(&a, &PeerRequest::LeaseTimeToLive { id }, T).await,
+                )
+            }
+        });
+        for (id, r) in futures::future::join_all(calls).await {
+            match r.unwrap() {
+                PeerResponse::LeaseTtl { remaining, .. } => assert_eq!(remaining, id),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(!slow.is_finished(), "the gated call answered early");
+        h.gate.send_replace(true);
+        match tokio::time::timeout(T, slow)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            PeerResponse::LeaseTtl { remaining, .. } => assert_eq!(remaining, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(h.server.connections_accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_past_its_deadline_times_out_and_the_connection_survives() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        let start = Instant::now();
+        let timeout = Duration::from_millis(300);
+        let err = client
+            .call(&h.addr, &PeerRequest::LeaseTimeToLive { id: 99 }, timeout)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Timeout { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+        assert_eq!(h.server.connections_accepted(), 1);
+        // Nobody listening: a bounded failure, not a hang.
+        let dead = {
+            let s = std::net::UdpSocket::bind(loopback()).unwrap();
+            s.local_addr().unwrap().to_string()
+        };
+        let err = client
+            .call(&dead, &PeerRequest::Info, timeout)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TransportError::Timeout { .. } | TransportError::Unreachable { .. }
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_client_redials_after_the_server_restarts() {
+        let ca = generate_ca().unwrap();
+        let tls = node_tls(&ca, 1);
+        let h = start_server(&tls, loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+        let at: SocketAddr = h.addr.parse().unwrap();
+        h.stop.cancel();
+        tokio::time::timeout(T, h.task).await.unwrap().unwrap();
+        drop(h.server);
+        // Same address again (the old socket may take a moment to be released).
+        let deadline = Instant::now() + T;
+        let h2 = loop {
+            match try_start_server(&tls, at) {
+                Ok(h) => break h,
+                Err(e) => assert!(Instant::now() < deadline, "rebind {at}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let deadline = Instant::now() + T;
+        loop {
+            match client
+                .call(&h2.addr, &PeerRequest::Info, Duration::from_secs(2))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => assert!(Instant::now() < deadline, "no redial: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(h2.server.connections_accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn oversized_and_garbage_frames_are_refused() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        let conn = client.connection(&h.addr).await.unwrap();
+        // A length over the cap: the server resets the stream without reading on.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        send.finish().unwrap();
+        let err = read_frame(&mut recv).await.unwrap_err();
+        assert!(matches!(err, FrameError::Reset(_)), "{err}");
+        // A well-formed frame that is not a PeerRequest.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        write_frame(&mut send, b"\xc1garbage").await.unwrap();
+        let err = read_frame(&mut recv).await.unwrap_err();
+        assert!(matches!(err, FrameError::Reset(_)), "{err}");
+        assert_eq!(h.seen.load(Ordering::SeqCst), 0);
+        // The connection is still good for real calls.
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+    }
+}
