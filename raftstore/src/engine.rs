@@ -14,6 +14,19 @@ pub struct Engine {
     db: Arc<DB>,
 }
 
+/// A non-owning handle on the database; see [`Engine::downgrade`].
+#[derive(Clone)]
+pub(crate) struct WeakEngine {
+    db: std::sync::Weak<DB>,
+}
+
+impl WeakEngine {
+    /// The database, if it is still open.
+    pub(crate) fn upgrade(&self) -> Option<Engine> {
+        self.db.upgrade().map(|db| Engine { db })
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Engine({})", self.db.path().display())
@@ -83,6 +96,14 @@ impl Engine {
         fo.set_wait(true);
         self.db.flush_cfs_opt(&cfs, &fo)?;
         Ok(())
+    }
+
+    /// A handle that does not keep the database open (for background threads, so the
+    /// database closes when its owners drop it rather than at process exit).
+    pub(crate) fn downgrade(&self) -> WeakEngine {
+        WeakEngine {
+            db: Arc::downgrade(&self.db),
+        }
     }
 
     /// Fsyncs the WAL: every write before this call is durable when it returns.

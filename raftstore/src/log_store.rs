@@ -19,7 +19,7 @@ use openraft::{LogState, OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use tokio::sync::mpsc;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, WeakEngine};
 use crate::error::StoreError;
 use crate::keys::{cf, Keys};
 use crate::types::{decode, encode, Entry, LogId, TypeConfig, Vote};
@@ -44,7 +44,7 @@ impl LogStore {
     /// Opens the log of `shard`.
     pub fn new(engine: Engine, shard: u32) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let e = engine.clone();
+        let e = engine.downgrade();
         std::thread::Builder::new()
             .name(format!("wal-sync-{shard}"))
             .spawn(move || wal_sync_loop(e, rx))
@@ -78,13 +78,19 @@ impl LogStore {
 
 /// Fsyncs the WAL for batches of appends: every callback queued before an fsync starts is
 /// completed by it, so concurrent appends share one fsync.
-fn wal_sync_loop(engine: Engine, mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>) {
+///
+/// The thread holds only a weak handle, so it never keeps the database open: RocksDB must be
+/// closed before the process exits, not torn down by static destructors.
+fn wal_sync_loop(engine: WeakEngine, mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>) {
     while let Some(first) = rx.blocking_recv() {
         let mut pending = vec![first];
         while let Ok(cb) = rx.try_recv() {
             pending.push(cb);
         }
-        let res = engine.sync_wal();
+        let res = match engine.upgrade() {
+            Some(e) => e.sync_wal(),
+            None => Err(StoreError::Stopped),
+        };
         metrics::counter!("navarch_store_wal_fsyncs_total").increment(1);
         for cb in pending {
             cb.io_completed(res.clone().map_err(io_err));

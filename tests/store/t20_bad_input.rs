@@ -23,7 +23,7 @@ fn expect_err<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, msg: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_the_store_keeps_serving() {
-    let c = Cluster::start(1, &["--max-request-bytes", "65536"]);
+    let mut c = Cluster::start(1, &["--max-request-bytes", "65536"]);
     let mut cl = Client::connect_eventually(&c.nodes[0].client_addr).await;
     c.wait_leader(Duration::from_secs(20)).await;
     let rev0 = cl.put("/bad/ok", "v").await.unwrap();
@@ -234,4 +234,12 @@ async fn bad_requests_get_clear_errors_and_the_store_keeps_serving() {
         Some("fine")
     );
     assert_eq!(cl.get("/bad/ok").await.unwrap().0.as_deref(), Some("v2"));
+
+    // SIGTERM stops the store cleanly (exit status 0, RocksDB closed before exit).
+    let status = c.nodes[0].terminate();
+    assert!(
+        status.success(),
+        "store exited with {status:?} after SIGTERM\n{}",
+        c.logs()
+    );
 }

@@ -87,6 +87,16 @@ async fn quic_cluster_forwards_writes_and_survives_leader_kill() {
         .await;
     }
 
+    // No plaintext way around mutual TLS: the gRPC peer service (TCP) is closed.
+    for n in &c.nodes {
+        eventually(Duration::from_secs(10), "TCP peer port closed", || async {
+            std::net::TcpStream::connect(&n.peer_addr)
+                .is_err()
+                .then_some(())
+        })
+        .await;
+    }
+
     // A write through every node (followers forward to the leader over QUIC), read back on
     // every node (followers get the read index from the leader over QUIC).
     let addrs: Vec<String> = c.nodes.iter().map(|n| n.client_addr.clone()).collect();

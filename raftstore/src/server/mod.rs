@@ -1,6 +1,6 @@
 //! The store's listeners: the etcd v3 gRPC API (plus `/metrics` and `/health` over HTTP/1.1 on
-//! the same port, as etcd does) and the peer service: gRPC on the peer TCP port always, and
-//! QUIC on the same `host:port` over UDP when the node's peer transport is QUIC.
+//! the same port, as etcd does) and the peer service: gRPC on the peer TCP port, or (when the
+//! node's peer transport is QUIC) QUIC with mutual TLS on the same `host:port` over UDP.
 
 mod kv;
 mod lease;
@@ -216,6 +216,7 @@ pub async fn serve(
         }
         PeerTransportKind::Grpc(_) => None,
     };
+    let grpc_peers = quic.is_none();
     let quic_node = node.clone();
     let handler: PeerHandler = Arc::new(
         move |req| -> futures::future::BoxFuture<'static, crate::network::PeerResponse> {
@@ -230,19 +231,28 @@ pub async fn serve(
         }
     };
 
-    let peer_server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .initial_stream_window_size(crate::network::PEER_STREAM_WINDOW)
-        .initial_connection_window_size(crate::network::PEER_CONN_WINDOW)
-        .add_service(
-            PeerServer::new(PeerService { node: node.clone() })
-                .max_decoding_message_size(MAX_PEER_FRAME)
-                .max_encoding_message_size(MAX_PEER_FRAME),
-        )
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(peer),
-            token.clone().cancelled_owned(),
-        );
+    // With QUIC, peers are served only over mutual TLS: an open plaintext gRPC peer service
+    // would let anyone who reaches the port bypass it, so the TCP peer listener is closed.
+    let peer_service = PeerServer::new(PeerService { node: node.clone() })
+        .max_decoding_message_size(MAX_PEER_FRAME)
+        .max_encoding_message_size(MAX_PEER_FRAME);
+    let peer_token = token.clone();
+    let peer_server = async move {
+        if !grpc_peers {
+            drop(peer);
+            return Ok(());
+        }
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_stream_window_size(crate::network::PEER_STREAM_WINDOW)
+            .initial_connection_window_size(crate::network::PEER_CONN_WINDOW)
+            .add_service(peer_service)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(peer),
+                peer_token.cancelled_owned(),
+            )
+            .await
+    };
     let client_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(CLIENT_STREAM_WINDOW)
