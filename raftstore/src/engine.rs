@@ -116,7 +116,7 @@ impl Engine {
     pub fn approximate_size(&self) -> u64 {
         cf::ALL
             .iter()
-            .filter_map(|name| {
+            .map(|name| {
                 let p = |prop: &str| {
                     self.db
                         .property_int_value_cf(self.cf(name), prop)
@@ -124,7 +124,7 @@ impl Engine {
                         .flatten()
                         .unwrap_or(0)
                 };
-                Some(p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables"))
+                p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
             })
             .sum()
     }

@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn hist_keys_sort_by_user_key_then_newest_revision() {
         let k = Keys::new(7);
-        let mut ks = vec![
+        let mut ks = [
             k.hist(b"a", 1),
             k.hist(b"a", 9),
             k.hist(b"a\0", 3),

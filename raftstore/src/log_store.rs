@@ -160,7 +160,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let last_purged: Option<LogId> = self.get_meta(LAST_PURGED)?;
         Ok(LogState {
-            last_log_id: last.or_else(|| last_purged.clone()),
+            last_log_id: last.or(last_purged),
             last_purged_log_id: last_purged,
         })
     }

@@ -39,10 +39,13 @@ pub type SnapshotData = Vec<u8>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
+/// `(key, value)` rows of one column family.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 #[derive(Serialize, Deserialize)]
 struct SnapshotBlob {
     /// (column family, rows) for each state-machine column family.
-    cfs: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    cfs: Vec<(String, Rows)>,
 }
 
 /// The state machine of one shard.
@@ -199,7 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let log_id = entry.log_id.clone();
+            let log_id = entry.log_id;
             let resp = match &entry.payload {
                 EntryPayload::Normal(cmd) => self.apply_command(&log_id, cmd)?,
                 EntryPayload::Blank => {
@@ -211,7 +214,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Membership(m) => {
                     let mut b = WriteBatch::default();
                     self.put_applied(&mut b, &log_id)?;
-                    let sm = StoredMembership::new(Some(log_id.clone()), m.clone());
+                    let sm = StoredMembership::new(Some(log_id), m.clone());
                     b.put_cf(
                         self.engine.cf(cf::META),
                         self.keys.named(meta::MEMBERSHIP),

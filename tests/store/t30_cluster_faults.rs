@@ -25,15 +25,13 @@ fn spawn_watcher(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut next = start;
-        let mut node = first;
-        for _attempt in 0..200 {
+        for node in first..first + 200 {
             if let Some(s) = *stop_at.lock().await {
                 if next > s {
                     return;
                 }
             }
             let addr = &addrs[node % addrs.len()];
-            node += 1;
             let Ok(mut c) = Client::connect(addr).await else {
                 continue;
             };
@@ -135,10 +133,10 @@ async fn leader_kill_loses_no_acknowledged_write_and_watches_see_every_event_onc
             while running.load(Ordering::SeqCst) && i < 100_000 {
                 i += 1;
                 let n = (w + i as usize) % addrs.len();
-                if !clients.contains_key(&n) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(n) {
                     match Client::connect(&addrs[n]).await {
                         Ok(cl) => {
-                            clients.insert(n, cl);
+                            slot.insert(cl);
                         }
                         Err(_) => {
                             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -384,7 +384,7 @@ impl<'a> Search<'a> {
         let mut cursor = Cursor::Scan(self.next[0]);
         let mut iterations: u64 = 0;
         loop {
-            if iterations % 1024 == 0 && Instant::now() >= deadline {
+            if iterations.is_multiple_of(1024) && Instant::now() >= deadline {
                 return SearchEnd::Timeout;
             }
             iterations += 1;
