@@ -17,9 +17,18 @@ ensure_packages() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  ensure_python_kubernetes
   # etcd-server's package may start a system etcd on 2379; Navarch's defaults use that port.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
     echo "note: a system etcd service is running (it may hold port 2379)" >&2
+  fi
+}
+
+# The official Python `kubernetes` client, used by the apiserver tests (tests/api/python).
+ensure_python_kubernetes() {
+  if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+    echo "installing the Python kubernetes client" >&2
+    python3 -m pip install --quiet kubernetes
   fi
 }
 

@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a local control plane (today: an embedded single-node store) in the foreground.
+    /// Start a local control plane in the foreground: an embedded single-node store and the
+    /// API server next to it (same process).
     Up {
         /// Data directory.
         #[arg(long, default_value = "navarch-data")]
@@ -34,6 +35,23 @@ enum Cmd {
         /// Peer address of the embedded store.
         #[arg(long, default_value = "127.0.0.1:2380")]
         store_peer_addr: String,
+        /// Listen address of the API server (plain HTTP).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        api_listen: String,
+    },
+    /// Run the Kubernetes API server over a store (Navarch's or etcd).
+    Apiserver(navarch_apiserver::ApiserverArgs),
+    /// Print a kubeconfig for an API server (for kubectl and client libraries).
+    Kubeconfig {
+        /// API server URL, e.g. http://127.0.0.1:6443.
+        #[arg(long, default_value = "http://127.0.0.1:6443")]
+        server: String,
+        /// CA certificate file that signed the server's certificate (HTTPS).
+        #[arg(long)]
+        certificate_authority: Option<PathBuf>,
+        /// Skip verification of the server's certificate (HTTPS, development only).
+        #[arg(long)]
+        insecure_skip_tls_verify: bool,
     },
     /// Run one store node (Navarch's etcd).
     Store(StoreArgs),
@@ -240,10 +258,25 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         match cli.cmd {
-            Cmd::Up { data_dir, store_addr, store_peer_addr } => {
+            Cmd::Up { data_dir, store_addr, store_peer_addr, api_listen } => {
                 let cfg = NodeConfig::single(data_dir, &store_addr, &store_peer_addr);
-                eprintln!("navarch up: store (etcd v3 API) on {store_addr}; try: ETCDCTL_API=3 etcdctl --endpoints={store_addr} put foo bar");
-                run_store(cfg).await
+                let mut api = navarch_apiserver::Config::etcd(&api_listen, vec![store_addr.clone()]);
+                api.prometheus = Some(server::prometheus().clone());
+                eprintln!("navarch up: store (etcd v3 API) on {store_addr}; API server on http://{api_listen}");
+                eprintln!("  kubectl: navarch kubeconfig --server http://{api_listen} > navarch.kubeconfig && kubectl --kubeconfig navarch.kubeconfig get namespaces");
+                tokio::try_join!(run_store(cfg), navarch_apiserver::run(api)).map(|_| ())
+            }
+            Cmd::Apiserver(a) => navarch_apiserver::run(a.into_config()).await,
+            Cmd::Kubeconfig { server, certificate_authority, insecure_skip_tls_verify } => {
+                print!(
+                    "{}",
+                    navarch_apiserver::kubeconfig(
+                        &server,
+                        certificate_authority.as_deref(),
+                        insecure_skip_tls_verify
+                    )
+                );
+                Ok(())
             }
             Cmd::Store(a) => run_store(a.into_config()?).await,
             Cmd::Certs { out, nodes, hosts } => {
@@ -275,6 +308,35 @@ mod tests {
         assert!(parse_cluster("1=a:1,1=b:2").is_err());
         assert!(parse_cluster("x=a:1").is_err());
         assert!(parse_cluster("1").is_err());
+    }
+
+    #[test]
+    fn apiserver_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "navarch",
+            "apiserver",
+            "--store-endpoints",
+            "127.0.0.1:2379,127.0.0.1:3379",
+            "--listen",
+            "127.0.0.1:7443",
+        ])
+        .unwrap();
+        let Cmd::Apiserver(a) = cli.cmd else {
+            unreachable!()
+        };
+        let cfg = a.into_config();
+        assert_eq!(cfg.store_endpoints, ["127.0.0.1:2379", "127.0.0.1:3379"]);
+        assert_eq!(cfg.listen, "127.0.0.1:7443");
+        assert!(cfg.tls.is_none());
+        // A certificate without its key is refused.
+        assert!(Cli::try_parse_from(["navarch", "apiserver", "--tls-cert-file", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from([
+            "navarch",
+            "kubeconfig",
+            "--server",
+            "https://127.0.0.1:6443"
+        ])
+        .is_ok());
     }
 
     #[test]
