@@ -63,6 +63,11 @@ pub enum StoreError {
     /// The node is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// A range, txn or watch whose keys belong to more than one shard (Raft group).
+    #[error(
+        "etcdserver: request spans several shards: {0}; each request must stay within one shard"
+    )]
+    CrossShard(String),
     /// Storage or encoding failure (fatal for the node that reports it).
     #[error("etcdserver: internal error: {0}")]
     Internal(String),
@@ -74,7 +79,7 @@ impl StoreError {
         use StoreError::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | InvertedRange | RequestTooLarge => Code::InvalidArgument,
+            | InvertedRange | RequestTooLarge | CrossShard(_) => Code::InvalidArgument,
             Compacted { .. } | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
             LeaseExist => Code::FailedPrecondition,

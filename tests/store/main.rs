@@ -12,3 +12,4 @@ mod t35_snapshot;
 mod t40_linearizability;
 mod t50_leases;
 mod t60_quic;
+mod t70_shards;

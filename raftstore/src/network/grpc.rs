@@ -21,7 +21,11 @@ use super::{
 };
 use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::PeerFrame;
+use crate::shard::ShardId;
 use crate::types::{decode, encode};
+
+/// gRPC metadata key naming the shard of a replication stream.
+pub const SHARD_HEADER: &str = "navarch-shard";
 
 /// [`PeerTransport`] over gRPC (HTTP/2), one lazily connected channel per peer.
 #[derive(Clone, Default)]
@@ -97,6 +101,7 @@ impl PeerTransport for GrpcTransport {
     fn open_stream(
         &self,
         addr: &str,
+        shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
         let client = self.client(addr);
@@ -113,8 +118,12 @@ impl PeerTransport for GrpcTransport {
         });
         Box::pin(async move {
             let mut client = client?;
+            let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            request
+                .metadata_mut()
+                .insert(SHARD_HEADER, tonic::metadata::MetadataValue::from(shard));
             let resp = client
-                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .stream(request)
                 .await
                 .map_err(|s| unreachable(s, &addr))?
                 .into_inner();

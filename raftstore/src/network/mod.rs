@@ -25,12 +25,14 @@ use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError,
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::StreamAppendResult;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::shard::{ShardId, DEFAULT_SHARD};
 use crate::types::{decode, encode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
 
 pub use grpc::GrpcTransport;
@@ -72,6 +74,52 @@ pub enum PeerRequest {
     },
     /// Who are you (client address, name)?
     Info,
+    /// openraft's leader-transfer message (the old leader tells the chosen node to campaign).
+    RaftTransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// Hand the leadership of the shard to member `to` (answered by the current leader).
+    TransferLeader {
+        /// The new leader.
+        to: NodeId,
+    },
+    /// A request for the Raft group of one shard (requests without this wrapper go to the
+    /// default shard).
+    ToShard {
+        /// The shard.
+        shard: ShardId,
+        /// The request.
+        req: Box<PeerRequest>,
+    },
+}
+
+impl PeerRequest {
+    /// `req` addressed to `shard` (the default shard needs no wrapper).
+    pub fn to_shard(shard: ShardId, req: PeerRequest) -> Self {
+        if shard == DEFAULT_SHARD {
+            req
+        } else {
+            PeerRequest::ToShard {
+                shard,
+                req: Box::new(req),
+            }
+        }
+    }
+
+    /// The target shard and the request itself.
+    pub fn into_shard(self) -> (ShardId, PeerRequest) {
+        match self {
+            PeerRequest::ToShard { shard, req } => (shard, *req),
+            req => (DEFAULT_SHARD, req),
+        }
+    }
+
+    /// Whether this is bulk data (a snapshot) that should yield to other traffic.
+    pub fn is_bulk(&self) -> bool {
+        match self {
+            PeerRequest::Snapshot { .. } => true,
+            PeerRequest::ToShard { req, .. } => req.is_bulk(),
+            _ => false,
+        }
+    }
 }
 
 /// The answer to a [`PeerRequest`].
@@ -100,7 +148,14 @@ pub enum PeerResponse {
         client_addr: String,
         /// Member name.
         name: String,
+        /// Whether the member is draining (hands off shard leaderships, takes none).
+        #[serde(default)]
+        draining: bool,
     },
+    /// Done (no payload).
+    Done,
+    /// Answer to [`PeerRequest::RaftTransferLeader`].
+    RaftTransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The peer could not serve the request.
     Error(StoreError),
 }
@@ -150,13 +205,16 @@ pub trait PeerTransport: Send + Sync + 'static {
         false
     }
 
-    /// Opens an ordered bidirectional stream of frames to `addr`: the peer answers every frame,
-    /// in order, on the returned stream.
+    /// Opens an ordered bidirectional stream of frames to `addr` for the Raft group of `shard`
+    /// (one stream per shard, so shards never queue behind each other): the peer answers every
+    /// frame, in order, on the returned stream.
     fn open_stream(
         &self,
         addr: &str,
+        shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
+        let _ = shard;
         drop(frames);
         let addr = addr.to_string();
         Box::pin(async move {
@@ -246,24 +304,26 @@ impl PeerTransport for PeerTransportKind {
     fn open_stream(
         &self,
         addr: &str,
+        shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
         match self {
-            PeerTransportKind::Grpc(t) => t.open_stream(addr, frames),
-            PeerTransportKind::Quic(t) => t.open_stream(addr, frames),
+            PeerTransportKind::Grpc(t) => t.open_stream(addr, shard, frames),
+            PeerTransportKind::Quic(t) => t.open_stream(addr, shard, frames),
         }
     }
 }
 
-/// Creates openraft network clients on top of a transport.
+/// Creates openraft network clients of one shard's Raft group on top of a shared transport.
 pub struct PeerNetworkFactory<T: PeerTransport> {
     transport: Arc<T>,
+    shard: ShardId,
 }
 
 impl<T: PeerTransport> PeerNetworkFactory<T> {
-    /// A factory over `transport`.
-    pub fn new(transport: Arc<T>) -> Self {
-        Self { transport }
+    /// A factory for `shard` over `transport`.
+    pub fn new(transport: Arc<T>, shard: ShardId) -> Self {
+        Self { transport, shard }
     }
 }
 
@@ -275,6 +335,7 @@ impl<T: PeerTransport> RaftNetworkFactory<TypeConfig> for PeerNetworkFactory<T> 
             target,
             addr: node.peer_addr.clone(),
             transport: self.transport.clone(),
+            shard: self.shard,
         }
     }
 }
@@ -284,6 +345,7 @@ pub struct PeerConnection<T: PeerTransport> {
     target: NodeId,
     addr: String,
     transport: Arc<T>,
+    shard: ShardId,
 }
 
 impl<T: PeerTransport> PeerConnection<T> {
@@ -292,6 +354,7 @@ impl<T: PeerTransport> PeerConnection<T> {
         req: PeerRequest,
         option: &RPCOption,
     ) -> Result<PeerResponse, RPCError<TypeConfig>> {
+        let req = PeerRequest::to_shard(self.shard, req);
         match self
             .transport
             .call(&self.addr, &req, option.hard_ttl())
@@ -351,6 +414,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         }
         let transport = self.transport.clone();
         let addr = self.addr.clone();
+        let shard = self.shard;
         Box::pin(async move {
             let outstanding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let sent = outstanding.clone();
@@ -364,7 +428,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
                 })
                 .boxed();
             let answers = transport
-                .open_stream(&addr, frames)
+                .open_stream(&addr, shard, frames)
                 .await
                 .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
             // A request waiting longer than soft_ttl for its answer means the peer stopped
@@ -414,6 +478,20 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         })
     }
 
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .rpc(PeerRequest::RaftTransferLeader(req), &option)
+            .await?
+        {
+            PeerResponse::RaftTransferLeader(r) => Ok(r),
+            r => Err(self.unexpected(r)),
+        }
+    }
+
     async fn vote(
         &mut self,
         rpc: VoteRequest<TypeConfig>,
@@ -443,11 +521,14 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = PeerRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
+        let req = PeerRequest::to_shard(
+            self.shard,
+            PeerRequest::Snapshot {
+                vote,
+                meta: snapshot.meta,
+                data: snapshot.snapshot,
+            },
+        );
         // A snapshot may be large: allow well beyond the heartbeat-scale RPC deadline.
         let timeout = option.hard_ttl().max(Duration::from_secs(60));
         let call = self.transport.call(&self.addr, &req, timeout);

@@ -285,7 +285,7 @@ impl QuicTransport {
         })?;
         let conn = self.connection(addr).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(addr, e))?;
-        if matches!(req, PeerRequest::Snapshot { .. }) {
+        if req.is_bulk() {
             // Bulk data yields to heartbeats and votes on the same connection.
             let _ = send.set_priority(-1);
         }
@@ -502,6 +502,7 @@ mod tests {
                     _ => PeerResponse::Info {
                         client_addr: "c".into(),
                         name: "n".into(),
+                        draining: false,
                     },
                 }
             })

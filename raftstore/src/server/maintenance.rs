@@ -13,6 +13,7 @@ use crate::node::StoreNode;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
+use crate::shard::DEFAULT_SHARD;
 
 /// Version reported by Status: the etcd API level we implement.
 pub const ETCD_API_VERSION: &str = "3.4.0";
@@ -35,7 +36,10 @@ const NOT_YET: &str = "not implemented by navarch yet";
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, _req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         Ok(Response::new(AlarmResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
             alarms: Vec::new(),
         }))
     }
@@ -44,7 +48,13 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let m = self.node.raft.metrics().borrow_watched().clone();
+        let m = self
+            .node
+            .shard(DEFAULT_SHARD)
+            .raft
+            .metrics()
+            .borrow_watched()
+            .clone();
         let size = self.node.engine.approximate_size() as i64;
         let voter = m
             .membership_config
@@ -52,7 +62,10 @@ impl Maintenance for MaintenanceService {
             .voter_ids()
             .any(|v| v == self.node.cfg.id);
         Ok(Response::new(StatusResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
             version: ETCD_API_VERSION.into(),
             db_size: size,
             leader: m.current_leader.unwrap_or(0),
@@ -70,7 +83,10 @@ impl Maintenance for MaintenanceService {
         _req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
         Ok(Response::new(DefragmentResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
         }))
     }
 
@@ -148,7 +164,13 @@ impl Cluster for ClusterService {
         &self,
         _r: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let m = self.node.raft.metrics().borrow_watched().clone();
+        let m = self
+            .node
+            .shard(DEFAULT_SHARD)
+            .raft
+            .metrics()
+            .borrow_watched()
+            .clone();
         let membership = m.membership_config.membership().clone();
         let voters: Vec<u64> = membership.voter_ids().collect();
         let mut members = Vec::new();
@@ -169,7 +191,9 @@ impl Cluster for ClusterService {
                     )
                     .await
                 {
-                    Ok(PeerResponse::Info { client_addr, name }) => (client_addr, name),
+                    Ok(PeerResponse::Info {
+                        client_addr, name, ..
+                    }) => (client_addr, name),
                     _ => (String::new(), String::new()),
                 }
             };
@@ -186,7 +210,10 @@ impl Cluster for ClusterService {
             });
         }
         Ok(Response::new(MemberListResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
             members,
         }))
     }
