@@ -136,6 +136,10 @@ struct StoreArgs {
     /// Keep shard leaders where elections put them (no automatic spreading).
     #[arg(long)]
     no_balance_leaders: bool,
+    /// `new` bootstraps a cluster from --initial-cluster; `existing` joins a running cluster
+    /// (after `navarch store member add` or `etcdctl member add`) and never bootstraps.
+    #[arg(long, default_value = "new", value_parser = ["new", "existing"])]
+    initial_cluster_state: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -188,6 +192,7 @@ impl StoreArgs {
         cfg.shards = navarch_raftstore::shard::ShardMap::parse(&self.shards)
             .map_err(|e| anyhow::anyhow!("--shards: {e}"))?;
         cfg.balance_leaders = !self.no_balance_leaders;
+        cfg.join_existing = self.initial_cluster_state == "existing";
         cfg.id = self.id;
         cfg.name = self.name.unwrap_or_else(|| format!("navarch-{}", self.id));
         if let Some(c) = self.initial_cluster {

@@ -32,6 +32,11 @@ pub enum StoreAdmin {
         #[arg(long)]
         to: u64,
     },
+    /// Cluster membership: list, add (learner, then voter once caught up), promote, remove.
+    Member {
+        #[command(subcommand)]
+        op: MemberOp,
+    },
     /// Drain a member before maintenance (it hands off every shard leadership), or undo it.
     Drain {
         /// Client address of the member to drain.
@@ -41,6 +46,88 @@ pub enum StoreAdmin {
         #[arg(long)]
         undo: bool,
     },
+}
+
+/// `navarch store member ...`.
+#[derive(clap::Subcommand)]
+pub enum MemberOp {
+    /// List members and their role in every shard.
+    List {
+        /// Client address of any member.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+    },
+    /// Add a member; start it with `navarch store --id ID --initial-cluster-state existing`.
+    Add {
+        /// Client address of any member.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+        /// The new member's id (unique, > 0).
+        #[arg(long)]
+        id: u64,
+        /// The new member's peer address (IP:PORT).
+        #[arg(long)]
+        peer_addr: String,
+        /// Keep it a learner (no automatic promotion).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Promote a caught-up learner to voter.
+    Promote {
+        /// Client address of any member.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+        /// Member id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Remove a member (e.g. a dead one before adding its replacement).
+    Remove {
+        /// Client address of any member.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+        /// Member id.
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+fn member(op: MemberOp) -> Result<()> {
+    let (endpoint, method, path) = match op {
+        MemberOp::List { endpoint } => (endpoint, "GET", "/members".to_string()),
+        MemberOp::Add {
+            endpoint,
+            id,
+            peer_addr,
+            learner,
+        } => (
+            endpoint,
+            "POST",
+            format!("/members/add?id={id}&peer={peer_addr}&learner={learner}"),
+        ),
+        MemberOp::Promote { endpoint, id } => {
+            (endpoint, "POST", format!("/members/promote?id={id}"))
+        }
+        MemberOp::Remove { endpoint, id } => (endpoint, "POST", format!("/members/remove?id={id}")),
+    };
+    let (code, body) = http(&endpoint, method, &path)?;
+    if code != 200 {
+        bail!("member {method} failed (HTTP {code}): {body}");
+    }
+    let members: Vec<navarch_raftstore::membership::MemberInfo> =
+        serde_json::from_str(&body).with_context(|| format!("unexpected answer: {body}"))?;
+    println!("{:<6} {:<22} {:<8} LEARNER IN SHARDS", "ID", "PEER", "ROLE");
+    for m in members {
+        let shards: Vec<String> = m.learner_in.iter().map(u32::to_string).collect();
+        println!(
+            "{:<6} {:<22} {:<8} {}",
+            m.id,
+            m.peer_addr,
+            if m.voter { "voter" } else { "learner" },
+            shards.join(",")
+        );
+    }
+    Ok(())
 }
 
 /// One HTTP/1.1 request to `addr`; returns (status code, body).
@@ -139,6 +226,7 @@ pub fn run(cmd: StoreAdmin) -> Result<()> {
             println!("{body}");
             Ok(())
         }
+        StoreAdmin::Member { op } => member(op),
         StoreAdmin::Drain { endpoint, undo } => {
             let (code, body) = http(&endpoint, "POST", &format!("/drain?on={}", !undo))?;
             if code != 200 {

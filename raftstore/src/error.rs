@@ -68,6 +68,9 @@ pub enum StoreError {
         "etcdserver: request spans several shards: {0}; each request must stay within one shard"
     )]
     CrossShard(String),
+    /// A membership change that cannot be made (unknown member, not caught up, last voter).
+    #[error("etcdserver: membership: {0}")]
+    Membership(String),
     /// Storage or encoding failure (fatal for the node that reports it).
     #[error("etcdserver: internal error: {0}")]
     Internal(String),
@@ -82,7 +85,7 @@ impl StoreError {
             | InvertedRange | RequestTooLarge | CrossShard(_) => Code::InvalidArgument,
             Compacted { .. } | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
-            LeaseExist => Code::FailedPrecondition,
+            LeaseExist | Membership(_) => Code::FailedPrecondition,
             NoLeader | Timeout | LeaderChanged | Stopped => Code::Unavailable,
             Internal(_) => Code::Internal,
         }

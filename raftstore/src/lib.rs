@@ -18,6 +18,7 @@ pub mod error;
 pub mod keys;
 pub mod lease;
 pub mod log_store;
+pub mod membership;
 pub mod mvcc;
 pub mod network;
 pub mod node;

@@ -77,6 +77,9 @@ pub struct NodeConfig {
     pub shards: ShardMap,
     /// Move shard leaderships so that each member leads about the same number of shards.
     pub balance_leaders: bool,
+    /// Join an existing cluster (etcd's `--initial-cluster-state existing`): never bootstrap;
+    /// wait to be added with `member add`.
+    pub join_existing: bool,
 }
 
 impl NodeConfig {
@@ -102,6 +105,7 @@ impl NodeConfig {
             peer_transport: PeerTransportConfig::Grpc,
             shards: ShardMap::default(),
             balance_leaders: true,
+            join_existing: false,
         }
     }
 
@@ -241,7 +245,7 @@ impl StoreNode {
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         let first = self.cfg.initial_cluster.keys().next().copied();
-        if !initialized && first == Some(self.cfg.id) {
+        if !initialized && !self.cfg.join_existing && first == Some(self.cfg.id) {
             let members: BTreeMap<NodeId, NodeInfo> = self
                 .cfg
                 .initial_cluster
@@ -419,6 +423,11 @@ impl StoreNode {
                     Ok(()) => PeerResponse::Done,
                     Err(e) => fatal(e.to_string()),
                 }
+            }
+            req @ (PeerRequest::AddLearner { .. }
+            | PeerRequest::PromoteVoter { .. }
+            | PeerRequest::RemoveMember { .. }) => {
+                crate::membership::on_leader_request(replica, req).await
             }
             PeerRequest::RaftTransferLeader(r) => match raft.handle_transfer_leader(r).await {
                 Ok(r) => PeerResponse::RaftTransferLeader(r),

@@ -13,3 +13,4 @@ mod t40_linearizability;
 mod t50_leases;
 mod t60_quic;
 mod t70_shards;
+mod t75_membership;

@@ -74,6 +74,23 @@ pub enum PeerRequest {
     },
     /// Who are you (client address, name)?
     Info,
+    /// Add a member as a learner of the shard (answered by the shard's leader).
+    AddLearner {
+        /// Member id.
+        id: NodeId,
+        /// Its peer address.
+        peer_addr: String,
+    },
+    /// Promote a caught-up learner of the shard to voter (answered by the shard's leader).
+    PromoteVoter {
+        /// Member id.
+        id: NodeId,
+    },
+    /// Remove a member from the shard (answered by the shard's leader).
+    RemoveMember {
+        /// Member id.
+        id: NodeId,
+    },
     /// openraft's leader-transfer message (the old leader tells the chosen node to campaign).
     RaftTransferLeader(TransferLeaderRequest<TypeConfig>),
     /// Hand the leadership of the shard to member `to` (answered by the current leader).

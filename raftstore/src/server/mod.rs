@@ -242,6 +242,35 @@ pub async fn serve(
                 async move { admin_reply(status::drain(&node, uri.query().unwrap_or(""))) }
             }),
         );
+    let members_node = node.clone();
+    let change_node = node.clone();
+    let http = http
+        .route(
+            "/members",
+            axum::routing::get(move || {
+                let body = status::members_json(&members_node);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .route(
+            "/members/{op}",
+            axum::routing::post(
+                move |axum::extract::Path(op): axum::extract::Path<String>,
+                      uri: axum::http::Uri| {
+                    let node = change_node.clone();
+                    async move {
+                        admin_reply(
+                            status::member_change(&node, &op, uri.query().unwrap_or("")).await,
+                        )
+                    }
+                },
+            ),
+        );
     let gauges_node = node.clone();
     let gauges_stop = token.clone();
     tokio::spawn(async move {

@@ -3,7 +3,9 @@
 //!   status` prints it);
 //! - `POST /shards/transfer?shard=N&to=M`: move the leadership of shard N to member M;
 //! - `POST /drain?on=true|false`: start or stop draining this member (it hands off every shard
-//!   leadership and takes none).
+//!   leadership and takes none);
+//! - `GET /members`, `POST /members/add?id=N&peer=HOST:PORT[&learner=true]`,
+//!   `POST /members/remove?id=N`, `POST /members/promote?id=N` (`navarch store member ...`).
 
 use openraft::async_runtime::WatchReceiver;
 use serde::{Deserialize, Serialize};
@@ -137,4 +139,57 @@ pub fn drain(node: &StoreNode, query: &str) -> Result<String, (u16, String)> {
     node.draining.store(on, std::sync::atomic::Ordering::SeqCst);
     tracing::info!(draining = on, "placement: drain flag set");
     Ok(format!("{{\"member\":{},\"draining\":{on}}}", node.cfg.id))
+}
+
+/// `GET /members`.
+pub fn members_json(node: &StoreNode) -> String {
+    serde_json::to_string_pretty(&crate::membership::list(node))
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn member_id(query: &str) -> Result<u64, (u16, String)> {
+    query_param(query, "id")
+        .ok_or_else(|| (400, "missing id=N".to_string()))?
+        .parse()
+        .map_err(|e| (400, format!("bad member id: {e}")))
+}
+
+fn store_error(e: crate::StoreError) -> (u16, String) {
+    let code = match e.code() {
+        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => 400,
+        tonic::Code::Unavailable => 503,
+        _ => 500,
+    };
+    (code, e.to_string())
+}
+
+/// `POST /members/{add,remove,promote}?...`.
+pub async fn member_change(
+    node: &std::sync::Arc<StoreNode>,
+    op: &str,
+    query: &str,
+) -> Result<String, (u16, String)> {
+    let id = member_id(query)?;
+    match op {
+        "add" => {
+            let peer = query_param(query, "peer")
+                .ok_or_else(|| (400, "missing peer=HOST:PORT".to_string()))?
+                .to_string();
+            if peer.parse::<std::net::SocketAddr>().is_err() {
+                return Err((400, format!("bad peer address {peer:?}: want IP:PORT")));
+            }
+            let learner = query_param(query, "learner") == Some("true");
+            crate::membership::add(node, id, peer, !learner)
+                .await
+                .map_err(store_error)?;
+        }
+        "remove" => crate::membership::remove(node, id)
+            .await
+            .map_err(store_error)?,
+        "promote" => crate::membership::promote(node, id)
+            .await
+            .map_err(store_error)?,
+        other => return Err((404, format!("no member operation {other:?}"))),
+    }
+    Ok(members_json(node))
 }

@@ -64,6 +64,26 @@ pub struct StoreProc {
 }
 
 impl StoreProc {
+    /// Starts a member with explicit `store` flags (e.g. one joining a running cluster).
+    pub fn start_with(
+        id: u64,
+        data_dir: PathBuf,
+        client_addr: String,
+        peer_addr: String,
+        args: Vec<String>,
+    ) -> Self {
+        let mut p = StoreProc {
+            id,
+            client_addr,
+            peer_addr,
+            data_dir,
+            args,
+            child: None,
+        };
+        p.spawn();
+        p
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
