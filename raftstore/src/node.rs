@@ -146,6 +146,8 @@ pub struct StoreNode {
     pub draining: AtomicBool,
     /// Members known (from their answers to `Info`) to be draining.
     pub peers_draining: parking_lot::Mutex<BTreeSet<NodeId>>,
+    /// Snapshot chunks received so far, per shard: (snapshot id, bytes).
+    snapshot_inbox: parking_lot::Mutex<BTreeMap<ShardId, (String, Vec<u8>)>>,
 }
 
 impl StoreNode {
@@ -209,6 +211,7 @@ impl StoreNode {
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
             peers_draining: Default::default(),
+            snapshot_inbox: Default::default(),
         });
         node.bootstrap().await?;
         tokio::spawn(crate::lease::run_lessor(node.clone(), lease_rx));
@@ -449,6 +452,50 @@ impl StoreNode {
                 let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, Vec<u8>> {
                     meta,
                     snapshot: data,
+                };
+                match raft.install_full_snapshot(vote, snap).await {
+                    Ok(r) => PeerResponse::Snapshot(r),
+                    Err(e) => fatal(e.to_string()),
+                }
+            }
+            PeerRequest::SnapshotChunk {
+                vote,
+                meta,
+                offset,
+                total,
+                data,
+            } => {
+                let id = format!("{:?}", meta.last_log_id);
+                let complete = {
+                    let mut inbox = self.snapshot_inbox.lock();
+                    let slot = inbox
+                        .entry(shard)
+                        .or_insert_with(|| (id.clone(), Vec::new()));
+                    if offset == 0 {
+                        *slot = (id.clone(), Vec::with_capacity(total as usize));
+                    }
+                    if slot.0 != id || slot.1.len() as u64 != offset {
+                        let e = format!(
+                            "snapshot chunk out of order (have {} bytes of {}, got offset {offset} of {id})",
+                            slot.1.len(),
+                            slot.0
+                        );
+                        inbox.remove(&shard);
+                        return fatal(e);
+                    }
+                    slot.1.extend_from_slice(&data);
+                    if (slot.1.len() as u64) < total {
+                        return PeerResponse::ChunkAccepted {
+                            next_offset: slot.1.len() as u64,
+                        };
+                    }
+                    inbox.remove(&shard).map(|(_, d)| d).unwrap_or_default()
+                };
+                metrics::counter!("navarch_store_snapshot_bytes_received_total")
+                    .increment(complete.len() as u64);
+                let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, Vec<u8>> {
+                    meta,
+                    snapshot: complete,
                 };
                 match raft.install_full_snapshot(vote, snap).await {
                     Ok(r) => PeerResponse::Snapshot(r),

@@ -14,3 +14,4 @@ mod t50_leases;
 mod t60_quic;
 mod t70_shards;
 mod t75_membership;
+mod t80_partition;

@@ -16,8 +16,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use super::{
-    FrameStream, PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME,
-    PEER_CONN_WINDOW, PEER_STREAM_WINDOW,
+    FaultFilter, FrameStream, PeerRequest, PeerResponse, PeerTransport, TransportError,
+    MAX_PEER_FRAME, PEER_CONN_WINDOW, PEER_STREAM_WINDOW,
 };
 use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::PeerFrame;
@@ -31,6 +31,8 @@ pub const SHARD_HEADER: &str = "navarch-shard";
 #[derive(Clone, Default)]
 pub struct GrpcTransport {
     channels: Arc<Mutex<HashMap<String, PeerClient<tonic::transport::Channel>>>>,
+    /// Blocked peers (fault injection).
+    pub fault: FaultFilter,
 }
 
 impl GrpcTransport {
@@ -65,6 +67,7 @@ impl PeerTransport for GrpcTransport {
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
+        self.fault.check(addr)?;
         let payload = encode(req).map_err(|e| TransportError::BadFrame {
             addr: addr.into(),
             reason: e.to_string(),
@@ -104,7 +107,7 @@ impl PeerTransport for GrpcTransport {
         shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
-        let client = self.client(addr);
+        let client = self.fault.check(addr).and_then(|()| self.client(addr));
         let addr = addr.to_string();
         // tonic needs a Sync request stream: feed it through a channel.
         let (tx, rx) = tokio::sync::mpsc::channel::<PeerFrame>(64);

@@ -58,6 +58,20 @@ pub enum PeerRequest {
         /// Snapshot payload.
         data: Vec<u8>,
     },
+    /// One chunk of a snapshot; the receiver acknowledges each chunk before the next is sent
+    /// (back-pressure), and installs the snapshot when the last one arrives.
+    SnapshotChunk {
+        /// Leader's vote.
+        vote: Vote,
+        /// Snapshot metadata (its id keys the receiver's buffer).
+        meta: SnapshotMeta,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Total snapshot size.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
     /// A client write forwarded to the leader.
     Propose(Command),
     /// Ask the leader for a linearizable read point (ReadIndex); answered with a log index.
@@ -132,7 +146,7 @@ impl PeerRequest {
     /// Whether this is bulk data (a snapshot) that should yield to other traffic.
     pub fn is_bulk(&self) -> bool {
         match self {
-            PeerRequest::Snapshot { .. } => true,
+            PeerRequest::Snapshot { .. } | PeerRequest::SnapshotChunk { .. } => true,
             PeerRequest::ToShard { req, .. } => req.is_bulk(),
             _ => false,
         }
@@ -171,6 +185,11 @@ pub enum PeerResponse {
     },
     /// Done (no payload).
     Done,
+    /// A snapshot chunk was stored; send the next one from this offset.
+    ChunkAccepted {
+        /// Bytes received so far.
+        next_offset: u64,
+    },
     /// Answer to [`PeerRequest::RaftTransferLeader`].
     RaftTransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The peer could not serve the request.
@@ -272,6 +291,38 @@ pub enum PeerTransportConfig {
     },
 }
 
+/// A fault filter (for tests and drills): calls to blocked peer addresses fail at once as
+/// unreachable, as if a firewall dropped them. Set on every member of both sides to partition
+/// a cluster (`POST /fault/partition?peers=HOST:PORT,...` on the client port).
+#[derive(Clone, Default, Debug)]
+pub struct FaultFilter(Arc<parking_lot::RwLock<std::collections::HashSet<String>>>);
+
+impl FaultFilter {
+    /// Replaces the set of blocked peer addresses (empty heals).
+    pub fn set_blocked(&self, addrs: impl IntoIterator<Item = String>) {
+        *self.0.write() = addrs.into_iter().collect();
+    }
+
+    /// The blocked peer addresses.
+    pub fn blocked(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.read().iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// `Err(Unreachable)` if `addr` is blocked.
+    pub fn check(&self, addr: &str) -> Result<(), TransportError> {
+        if self.0.read().contains(addr) {
+            Err(TransportError::Unreachable {
+                addr: addr.into(),
+                reason: "blocked by the fault filter (partition)".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// The node's peer transport: one of the implementations, chosen at start.
 pub enum PeerTransportKind {
     /// gRPC over TCP.
@@ -286,6 +337,14 @@ impl PeerTransportKind {
     pub async fn close(&self) {
         if let PeerTransportKind::Quic(q) = self {
             q.close().await;
+        }
+    }
+
+    /// The transport's fault filter.
+    pub fn fault(&self) -> &FaultFilter {
+        match self {
+            PeerTransportKind::Grpc(t) => &t.fault,
+            PeerTransportKind::Quic(t) => t.fault(),
         }
     }
 
@@ -538,28 +597,53 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = PeerRequest::to_shard(
-            self.shard,
-            PeerRequest::Snapshot {
-                vote,
-                meta: snapshot.meta,
-                data: snapshot.snapshot,
-            },
-        );
-        // A snapshot may be large: allow well beyond the heartbeat-scale RPC deadline.
-        let timeout = option.hard_ttl().max(Duration::from_secs(60));
-        let call = self.transport.call(&self.addr, &req, timeout);
+        let data = snapshot.snapshot;
+        let meta = snapshot.meta;
+        let total = data.len() as u64;
+        // Each chunk gets its own deadline, so a large snapshot never times out as a whole;
+        // the next chunk leaves only after the previous one is acknowledged.
+        let timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
+        let send = async {
+            let mut offset = 0u64;
+            loop {
+                let end = (offset as usize + SNAPSHOT_CHUNK_BYTES).min(data.len());
+                let req = PeerRequest::to_shard(
+                    self.shard,
+                    PeerRequest::SnapshotChunk {
+                        vote: vote.clone(),
+                        meta: meta.clone(),
+                        offset,
+                        total,
+                        data: data[offset as usize..end].to_vec(),
+                    },
+                );
+                match self.transport.call(&self.addr, &req, timeout).await {
+                    Ok(PeerResponse::ChunkAccepted { next_offset }) if next_offset <= total => {
+                        offset = next_offset;
+                    }
+                    Ok(PeerResponse::Snapshot(s)) => return Ok(s),
+                    Ok(other) => {
+                        let e = StoreError::Internal(format!(
+                            "peer {} answered {other:?}",
+                            self.target
+                        ));
+                        return Err(StreamingError::Network(NetworkError::new(&e)));
+                    }
+                    Err(e @ TransportError::Unreachable { .. }) => {
+                        return Err(StreamingError::Unreachable(Unreachable::new(&e)))
+                    }
+                    Err(e) => return Err(StreamingError::Network(NetworkError::new(&e))),
+                }
+            }
+        };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            r = call => match r {
-                Ok(PeerResponse::Snapshot(s)) => Ok(s),
-                Ok(other) => {
-                    let e = StoreError::Internal(format!("peer {} answered {other:?}", self.target));
-                    Err(StreamingError::Network(NetworkError::new(&e)))
-                }
-                Err(e @ TransportError::Unreachable { .. }) => Err(StreamingError::Unreachable(Unreachable::new(&e))),
-                Err(e) => Err(StreamingError::Network(NetworkError::new(&e))),
-            },
+            r = send => r,
         }
     }
 }
+
+/// Bytes per snapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+/// Deadline of one snapshot chunk (not of the whole snapshot).
+pub const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);

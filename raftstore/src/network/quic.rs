@@ -29,7 +29,9 @@ use quinn::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME};
+use super::{
+    FaultFilter, PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME,
+};
 use crate::certs::{CertError, PeerTls, PEER_SERVER_NAME};
 use crate::types::{decode, encode};
 
@@ -180,6 +182,7 @@ struct ClientInner {
 #[derive(Clone)]
 pub struct QuicTransport {
     inner: Arc<ClientInner>,
+    fault: FaultFilter,
 }
 
 impl QuicTransport {
@@ -198,7 +201,13 @@ impl QuicTransport {
                 endpoints: Mutex::new([None, None]),
                 peers: Mutex::default(),
             }),
+            fault: FaultFilter::default(),
         })
+    }
+
+    /// Blocked peers (fault injection).
+    pub fn fault(&self) -> &FaultFilter {
+        &self.fault
     }
 
     /// The TLS material (the node's server side uses the same).
@@ -309,6 +318,7 @@ impl PeerTransport for QuicTransport {
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
+        self.fault.check(addr)?;
         // Dropping the streams on timeout resets them; the connection stays usable.
         match tokio::time::timeout(timeout, self.call_inner(addr, req)).await {
             Ok(r) => r,

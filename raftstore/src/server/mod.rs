@@ -242,6 +242,14 @@ pub async fn serve(
                 async move { admin_reply(status::drain(&node, uri.query().unwrap_or(""))) }
             }),
         );
+    let fault_node = node.clone();
+    let http = http.route(
+        "/fault/partition",
+        axum::routing::post(move |uri: axum::http::Uri| {
+            let node = fault_node.clone();
+            async move { admin_reply(status::partition(&node, uri.query().unwrap_or(""))) }
+        }),
+    );
     let members_node = node.clone();
     let change_node = node.clone();
     let http = http

@@ -4,6 +4,8 @@
 //! - `POST /shards/transfer?shard=N&to=M`: move the leadership of shard N to member M;
 //! - `POST /drain?on=true|false`: start or stop draining this member (it hands off every shard
 //!   leadership and takes none);
+//! - `POST /fault/partition?peers=HOST:PORT,...`: drop this member's traffic to those peers
+//!   (empty `peers` heals) — for fault drills and tests;
 //! - `GET /members`, `POST /members/add?id=N&peer=HOST:PORT[&learner=true]`,
 //!   `POST /members/remove?id=N`, `POST /members/promote?id=N` (`navarch store member ...`).
 
@@ -192,4 +194,18 @@ pub async fn member_change(
         other => return Err((404, format!("no member operation {other:?}"))),
     }
     Ok(members_json(node))
+}
+
+/// `POST /fault/partition?peers=A,B` (empty heals).
+pub fn partition(node: &StoreNode, query: &str) -> Result<String, (u16, String)> {
+    let peers: Vec<String> = query_param(query, "peers")
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    node.transport.fault().set_blocked(peers);
+    let blocked = node.transport.fault().blocked();
+    tracing::warn!(?blocked, "fault filter: peer traffic blocked");
+    Ok(serde_json::json!({ "member": node.cfg.id, "blocked": blocked }).to_string())
 }
