@@ -15,6 +15,10 @@
 #   WORKLOADS      space-separated op:value_bytes list [put:256 put:3072]
 #   CLIENTS [64]  CONNS [8]  TOTAL [100000]  WARMUP [1000]  KEYS [10000]
 #   DURATION_SECS  optional cap per run
+#   PREFIXES       comma-separated key prefixes, keys spread round-robin over them (both stores
+#                  get the same keys) [one prefix per default Navarch shard: pods, events,
+#                  leases, minions and a non-sharded resource]
+#   SHARDS         navarch --shards map [the store's default 5-shard map]
 #   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
 #   KEEP_WORK      keep the data/log directory [0]
 set -euo pipefail
@@ -50,6 +54,9 @@ KEYS="${KEYS:-10000}"
 DURATION_SECS="${DURATION_SECS:-}"
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-60}"
 KEEP_WORK="${KEEP_WORK:-0}"
+PREFIXES="${PREFIXES:-/registry/pods/b/,/registry/events/b/,/registry/leases/b/,/registry/minions/b/,/registry/configmaps/b/}"
+SHARD_ARGS=()
+[ -n "${SHARDS+x}" ] && SHARD_ARGS=(--shards "$SHARDS")
 
 ETCD_ENDPOINTS="127.0.0.1:32379,127.0.0.1:32479,127.0.0.1:32579"
 NAVARCH_ENDPOINTS="127.0.0.1:22379,127.0.0.1:22479,127.0.0.1:22579"
@@ -160,16 +167,31 @@ for i in 1 2 3; do
     --client-addr "127.0.0.1:$client" \
     --peer-addr "127.0.0.1:$peer" \
     --id "$i" \
-    --initial-cluster "$NAVARCH_CLUSTER"
+    --initial-cluster "$NAVARCH_CLUSTER" "${SHARD_ARGS[@]}"
 done
 
 wait_healthy etcd "$ETCD_ENDPOINTS"
 wait_healthy navarch "$NAVARCH_ENDPOINTS"
 
-# run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report to $WORK/reports.
+# cluster_counters NAME: "cpu_ticks write_bytes" summed over the cluster's processes.
+cluster_counters() {
+  local name="$1" i ticks=0 bytes=0 t b
+  for i in "${!NAMES[@]}"; do
+    case "${NAMES[$i]}" in "$name"*) ;; *) continue ;; esac
+    t=$(awk '{print $14 + $15}' "/proc/${PIDS[$i]}/stat")
+    b=$(awk '/^write_bytes/ {print $2}' "/proc/${PIDS[$i]}/io")
+    ticks=$((ticks + t))
+    bytes=$((bytes + b))
+  done
+  echo "$ticks $bytes"
+}
+
+# run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report (plus CPU and
+# bytes written per request, across the whole cluster) to $WORK/reports.
 run_load() {
   local name="$1" endpoints="$2" op="$3" value="$4"
   local out="$WORK/$name-$op-$value.out"
+  local before after
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
   check_alive
@@ -181,13 +203,21 @@ run_load() {
     --clients "$CLIENTS" --conns "$CONNS" \
     --op "$op" --value-size "$value" --keys "$KEYS" \
     --total "$TOTAL" --warmup "$WARMUP" \
-    --key-prefix "/bench/$op-$value/" \
+    --key-prefix "$PREFIXES" \
     --label "$name $op ${value}B" --json "${extra[@]}" >"$out" &
   LOAD_PID=$!
+  before="$(cluster_counters "$name")"
   wait "$LOAD_PID"
   LOAD_PID=""
+  after="$(cluster_counters "$name")"
   grep -v '^{' "$out"
-  grep '^{' "$out" | tail -n 1 >>"$WORK/reports"
+  # Counters cover warmup + measured requests.
+  grep '^{' "$out" | tail -n 1 | jq -c --arg b "$before" --arg a "$after" \
+    --argjson hz "$(getconf CLK_TCK)" --argjson warm "$WARMUP" '
+      ($b | split(" ") | map(tonumber)) as $x | ($a | split(" ") | map(tonumber)) as $y |
+      (.ok + .errors + $warm) as $n |
+      . + {cpu_us_per_req: ((($y[0] - $x[0]) / $hz * 1e6 / $n) | round),
+           bytes_written_per_req: ((($y[1] - $x[1]) / $n) | round)}' >>"$WORK/reports"
 }
 
 : >"$WORK/reports"
@@ -209,9 +239,10 @@ ratio() {
 echo
 echo "== runs =="
 {
-  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\n'
+  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\n'
   jq -r '[.label, .ok, .errors, .conflicts, (.elapsed_secs * 100 | round / 100),
-          (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms] | @tsv' \
+          (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms,
+          .cpu_us_per_req, .bytes_written_per_req] | @tsv' \
     "$WORK/reports"
 } | column -t -s "$(printf '\t')"
 echo

@@ -1,5 +1,7 @@
 //! The `navarch` binary: thin subcommands over the workspace crates.
 
+mod store_cli;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,8 +55,8 @@ enum Cmd {
         #[arg(long)]
         insecure_skip_tls_verify: bool,
     },
-    /// Run one store node (Navarch's etcd).
-    Store(StoreArgs),
+    /// Run one store node (Navarch's etcd), or administer running ones (`store status`, ...).
+    Store(StoreCmd),
     /// Write a cluster CA and node certificates for the QUIC peer transport (mutual TLS):
     /// DIR/ca.pem, DIR/ca-key.pem, DIR/node-N.pem, DIR/node-N-key.pem. An existing
     /// DIR/ca.pem (with its key) is reused, so nodes can be added later.
@@ -84,10 +86,19 @@ enum LoadtestCmd {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct StoreCmd {
+    #[command(subcommand)]
+    admin: Option<store_cli::StoreAdmin>,
+    #[command(flatten)]
+    run: StoreArgs,
+}
+
+#[derive(clap::Args)]
 struct StoreArgs {
     /// Data directory (created if missing; restarting with the same directory resumes).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required = true)]
+    data_dir: Option<PathBuf>,
     /// etcd v3 API listen address (also serves /metrics and /health).
     #[arg(long, default_value = "127.0.0.1:2379")]
     client_addr: String,
@@ -133,6 +144,20 @@ struct StoreArgs {
     /// certificate issued), so the nodes of a dev cluster must share one directory.
     #[arg(long)]
     peer_certs: Option<PathBuf>,
+    /// Shard map: `NAME=PREFIX,...`, one Raft group per entry plus the default shard for
+    /// everything else. Every member must use the same map. `--shards ''` runs one group.
+    #[arg(
+        long,
+        default_value = "pods=/registry/pods/,events=/registry/events/,leases=/registry/leases/,nodes=/registry/minions/"
+    )]
+    shards: String,
+    /// Keep shard leaders where elections put them (no automatic spreading).
+    #[arg(long)]
+    no_balance_leaders: bool,
+    /// `new` bootstraps a cluster from --initial-cluster; `existing` joins a running cluster
+    /// (after `navarch store member add` or `etcdctl member add`) and never bootstraps.
+    #[arg(long, default_value = "new", value_parser = ["new", "existing"])]
+    initial_cluster_state: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -174,11 +199,18 @@ impl StoreArgs {
         if self.id == 0 {
             bail!("--id must be > 0");
         }
+        let Some(data_dir) = self.data_dir.clone() else {
+            bail!("--data-dir is required");
+        };
         let certs_dir = self
             .peer_certs
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("certs"));
-        let mut cfg = NodeConfig::single(self.data_dir, &self.client_addr, &self.peer_addr);
+            .unwrap_or_else(|| data_dir.join("certs"));
+        let mut cfg = NodeConfig::single(data_dir, &self.client_addr, &self.peer_addr);
+        cfg.shards = navarch_raftstore::shard::ShardMap::parse(&self.shards)
+            .map_err(|e| anyhow::anyhow!("--shards: {e}"))?;
+        cfg.balance_leaders = !self.no_balance_leaders;
+        cfg.join_existing = self.initial_cluster_state == "existing";
         cfg.id = self.id;
         cfg.name = self.name.unwrap_or_else(|| format!("navarch-{}", self.id));
         if let Some(c) = self.initial_cluster {
@@ -278,7 +310,10 @@ fn main() -> Result<()> {
                 );
                 Ok(())
             }
-            Cmd::Store(a) => run_store(a.into_config()?).await,
+            Cmd::Store(StoreCmd { admin: Some(cmd), .. }) => {
+                tokio::task::spawn_blocking(move || store_cli::run(cmd)).await?
+            }
+            Cmd::Store(StoreCmd { run, .. }) => run_store(run.into_config()?).await,
             Cmd::Certs { out, nodes, hosts } => {
                 if nodes == 0 {
                     bail!("--nodes must be > 0");
@@ -354,7 +389,7 @@ mod tests {
             let mut args = vec!["navarch", "store", "--data-dir", data.to_str().unwrap()];
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).unwrap().cmd {
-                Cmd::Store(a) => a.into_config().unwrap(),
+                Cmd::Store(StoreCmd { run, .. }) => run.into_config().unwrap(),
                 _ => unreachable!(),
             }
         };

@@ -66,9 +66,10 @@ pub struct StoreArgs {
     /// Use serializable (member-local) ranges instead of linearizable ones.
     #[arg(long)]
     pub serializable: bool,
-    /// Prefix of every key written or read.
-    #[arg(long, default_value = "/bench/")]
-    pub key_prefix: String,
+    /// Prefix of every key written or read; several (comma-separated) spread the keys
+    /// round-robin over them, e.g. over the shards of a sharded store.
+    #[arg(long, value_delimiter = ',', default_value = "/bench/")]
+    pub key_prefix: Vec<String>,
     /// Unmeasured requests issued before the measured phase.
     #[arg(long, default_value_t = 1_000)]
     pub warmup: u64,

@@ -128,4 +128,21 @@ impl Engine {
             })
             .sum()
     }
+
+    /// Approximate bytes on disk of one shard's rows (SST files; memtables not counted).
+    pub fn approximate_shard_size(&self, shard: u32) -> u64 {
+        let keys = crate::keys::Keys::new(shard);
+        let (start, end) = (keys.prefix(), keys.upper());
+        let range = rocksdb::Range::new(&start, &end);
+        cf::ALL
+            .iter()
+            .map(|name| {
+                self.db
+                    .get_approximate_sizes_cf(self.cf(name), std::slice::from_ref(&range))
+                    .first()
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
 }

@@ -63,6 +63,14 @@ pub enum StoreError {
     /// The node is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// A range, txn or watch whose keys belong to more than one shard (Raft group).
+    #[error(
+        "etcdserver: request spans several shards: {0}; each request must stay within one shard"
+    )]
+    CrossShard(String),
+    /// A membership change that cannot be made (unknown member, not caught up, last voter).
+    #[error("etcdserver: membership: {0}")]
+    Membership(String),
     /// Storage or encoding failure (fatal for the node that reports it).
     #[error("etcdserver: internal error: {0}")]
     Internal(String),
@@ -74,10 +82,10 @@ impl StoreError {
         use StoreError::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | InvertedRange | RequestTooLarge => Code::InvalidArgument,
+            | InvertedRange | RequestTooLarge | CrossShard(_) => Code::InvalidArgument,
             Compacted { .. } | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
-            LeaseExist => Code::FailedPrecondition,
+            LeaseExist | Membership(_) => Code::FailedPrecondition,
             NoLeader | Timeout | LeaderChanged | Stopped => Code::Unavailable,
             Internal(_) => Code::Internal,
         }

@@ -198,6 +198,20 @@ fn unescape(b: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     None
 }
 
+/// The etcd `range_end` of a prefix: the prefix with its last byte below 0xFF incremented and
+/// everything after it dropped; empty when no such key exists (the prefix is all 0xFF), which
+/// here means "unbounded".
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    Vec::new()
+}
+
 /// The etcd range `[key, range_end)` decoded: `range_end` empty = the single key,
 /// `"\0"` = every key `>= key`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,11 @@
 //! forever (etcd issue 9888). It then:
 //! - proposes `LeaseRevoke` through Raft for every lease past its deadline;
 //! - proposes `LeaseCheckpoint` with the remaining TTLs every checkpoint interval.
+//!
+//! With several shards, leases are administered by the default shard: its leader runs the
+//! timers, keep-alives go there, and checkpoints are recorded there. Grants and revokes (incl.
+//! expiry) are mirrored to every shard (`StoreNode::propose_all`), so a key in any shard can
+//! be attached to a lease and is deleted by the revoke replicated in its own shard.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -171,7 +176,7 @@ impl Lessor {
 /// Runs the lessor of `node` until shutdown.
 pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiver<LeaseNotice>) {
     let lessor = node.lessor.clone();
-    let mut metrics = node.raft.metrics();
+    let mut metrics = node.shard(DEFAULT_SHARD).raft.metrics();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_checkpoint = Instant::now();
     let mut leading = false;
@@ -188,10 +193,10 @@ pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiv
             r = metrics.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
         }
-        let is_leader = node.is_leader();
+        let is_leader = node.is_leader(DEFAULT_SHARD);
         if is_leader && !leading {
             // Apply everything of earlier terms before reading the lease table.
-            if node.read_barrier().await.is_ok() {
+            if node.read_barrier(DEFAULT_SHARD).await.is_ok() {
                 match lessor.load(&node) {
                     Ok(()) => {
                         leading = true;
@@ -210,7 +215,7 @@ pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiv
         for id in lessor.expired() {
             let n = node.clone();
             tokio::spawn(async move {
-                match n.propose(Command::LeaseRevoke { id }).await {
+                match n.propose_all(Command::LeaseRevoke { id }).await {
                     Ok(_) => tracing::debug!(lease = id, "lease expired and revoked"),
                     Err(StoreError::LeaseNotFound) => {}
                     Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
@@ -223,7 +228,10 @@ pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiv
             if !leases.is_empty() {
                 let n = node.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = n.propose(Command::LeaseCheckpoint { leases }).await {
+                    if let Err(e) = n
+                        .propose(DEFAULT_SHARD, Command::LeaseCheckpoint { leases })
+                        .await
+                    {
                         tracing::debug!(error = %e, "lease checkpoint");
                     }
                 });

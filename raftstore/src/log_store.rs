@@ -32,6 +32,27 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// The WAL fsync thread of a database: every shard's log hands it its flush callbacks, so
+/// appends of all shards that arrive while an fsync runs share the next one (group commit
+/// across Raft groups).
+#[derive(Clone)]
+pub struct WalSyncer {
+    tx: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
+}
+
+impl WalSyncer {
+    /// Starts the fsync thread of `engine`.
+    pub fn start(engine: &Engine) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let e = engine.downgrade();
+        std::thread::Builder::new()
+            .name("wal-sync".into())
+            .spawn(move || wal_sync_loop(e, rx))
+            .expect("spawn wal sync thread");
+        Self { tx }
+    }
+}
+
 /// The Raft log of one shard.
 #[derive(Clone)]
 pub struct LogStore {
@@ -41,18 +62,18 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens the log of `shard`.
+    /// Opens the log of `shard` with its own fsync thread.
     pub fn new(engine: Engine, shard: u32) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let e = engine.downgrade();
-        std::thread::Builder::new()
-            .name(format!("wal-sync-{shard}"))
-            .spawn(move || wal_sync_loop(e, rx))
-            .expect("spawn wal sync thread");
+        let syncer = WalSyncer::start(&engine);
+        Self::with_syncer(engine, shard, syncer)
+    }
+
+    /// Opens the log of `shard`, fsyncing through a syncer shared with other shards.
+    pub fn with_syncer(engine: Engine, shard: u32, syncer: WalSyncer) -> Self {
         Self {
             engine,
             keys: Keys::new(shard),
-            syncer: tx,
+            syncer: syncer.tx,
         }
     }
 

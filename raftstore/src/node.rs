@@ -1,14 +1,17 @@
-//! A store node: RocksDB, one Raft group, the watch hub and the lessor, plus the plumbing that
-//! lets any node serve any request (writes and linearizable reads go through the leader).
+//! A store node: one RocksDB, one Raft group per shard (each with its own watch hub and
+//! revision sequence), the lessor, and the plumbing that lets any node serve any request
+//! (writes and linearizable reads go through the shard's leader).
 //!
 //! ```text
-//! client write ─► propose ─► leader? client_write : forward Propose to leader ─► response
-//! linearizable read ─► read_barrier ─► leader? ReadIndex : ask leader's ReadIndex, wait apply
-//!                                   └─► local RocksDB snapshot read
+//! request ─► ShardMap (by key) ─► shard S
+//! client write ─► propose(S) ─► leader of S? client_write : forward Propose to it ─► response
+//! linearizable read ─► read_barrier(S) ─► leader? ReadIndex : ask leader's ReadIndex, wait apply
+//!                                      └─► local RocksDB snapshot read of S
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,7 @@ use crate::certs::PeerTls;
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::lease::Lessor;
-use crate::log_store::LogStore;
+use crate::log_store::{LogStore, WalSyncer};
 use crate::mvcc::Reader;
 use crate::network::{
     GrpcTransport, PeerNetworkFactory, PeerRequest, PeerResponse, PeerTransport,
@@ -34,8 +37,8 @@ use crate::state_machine::StateMachineStore;
 use crate::types::{Command, NodeId, NodeInfo, Raft};
 use crate::watch::WatchHub;
 
-/// The shard every key lives in until the keyspace is split (see the scale-out issue).
-pub const DEFAULT_SHARD: u32 = 0;
+pub use crate::shard::DEFAULT_SHARD;
+use crate::shard::{ShardId, ShardMap};
 
 /// Settings of one store node.
 #[derive(Debug, Clone)]
@@ -70,6 +73,13 @@ pub struct NodeConfig {
     pub lease_checkpoint_interval: Duration,
     /// Transport for peer traffic (default gRPC; QUIC with mutual TLS on request).
     pub peer_transport: PeerTransportConfig,
+    /// How the keyspace is split into Raft groups (every member must use the same map).
+    pub shards: ShardMap,
+    /// Move shard leaderships so that each member leads about the same number of shards.
+    pub balance_leaders: bool,
+    /// Join an existing cluster (etcd's `--initial-cluster-state existing`): never bootstrap;
+    /// wait to be added with `member add`.
+    pub join_existing: bool,
 }
 
 impl NodeConfig {
@@ -93,6 +103,9 @@ impl NodeConfig {
             request_timeout: Duration::from_secs(7),
             lease_checkpoint_interval: Duration::from_secs(5),
             peer_transport: PeerTransportConfig::Grpc,
+            shards: ShardMap::default(),
+            balance_leaders: true,
+            join_existing: false,
         }
     }
 
@@ -103,16 +116,24 @@ impl NodeConfig {
     }
 }
 
+/// This node's replica of one shard.
+pub struct Shard {
+    /// Shard id.
+    pub id: ShardId,
+    /// The shard's Raft group.
+    pub raft: Raft,
+    /// Watch fan-out of the shard's revisions.
+    pub hub: Arc<WatchHub>,
+}
+
 /// A running store node.
 pub struct StoreNode {
     /// Its configuration.
     pub cfg: NodeConfig,
-    /// The Raft group.
-    pub raft: Raft,
-    /// The database.
+    /// Every shard's replica, indexed by shard id.
+    pub shards: Vec<Shard>,
+    /// The database shared by all shards.
     pub engine: Engine,
-    /// Watch fan-out.
-    pub hub: Arc<WatchHub>,
     /// Leader-side lease timers.
     pub lessor: Arc<Lessor>,
     /// Peer transport.
@@ -121,18 +142,22 @@ pub struct StoreNode {
     pub cluster_id: u64,
     /// Cancelled when the node shuts down.
     pub shutdown: CancellationToken,
+    /// Set while this member drains: it hands off every shard leadership and takes none.
+    pub draining: AtomicBool,
+    /// Members known (from their answers to `Info`) to be draining.
+    pub peers_draining: parking_lot::Mutex<BTreeSet<NodeId>>,
+    /// Snapshot chunks received so far, per shard: (snapshot id, bytes).
+    snapshot_inbox: parking_lot::Mutex<BTreeMap<ShardId, (String, Vec<u8>)>>,
 }
 
 impl StoreNode {
-    /// Opens storage, starts Raft (bootstrapping the cluster on first start) and the lessor.
+    /// Opens storage, starts every shard's Raft group (bootstrapping the cluster on first
+    /// start) and the lessor.
     pub async fn start(cfg: NodeConfig) -> Result<Arc<Self>> {
         let engine = Engine::open(&cfg.data_dir)?;
-        let rev = Reader::new(&engine, DEFAULT_SHARD).revision()?;
-        let hub = Arc::new(WatchHub::new(rev, cfg.watch_buffer));
-        let (lease_tx, lease_rx) = mpsc::unbounded_channel();
-        let log = LogStore::new(engine.clone(), DEFAULT_SHARD);
-        let sm = StateMachineStore::new(engine.clone(), DEFAULT_SHARD, hub.clone(), lease_tx);
         let transport = Arc::new(peer_transport(&cfg)?);
+        let syncer = WalSyncer::start(&engine);
+        let (lease_tx, lease_rx) = mpsc::unbounded_channel();
         let hb = cfg.heartbeat.as_millis() as u64;
         let el = cfg.election_timeout.as_millis() as u64;
         let raft_cfg = Config {
@@ -148,40 +173,82 @@ impl StoreNode {
         }
         .validate()
         .map_err(|e| StoreError::Internal(format!("raft config: {e}")))?;
-        let raft = Raft::new(
-            cfg.id,
-            Arc::new(raft_cfg),
-            PeerNetworkFactory::new(transport.clone()),
-            log,
-            sm,
-        )
-        .await
-        .map_err(|e| StoreError::Internal(format!("raft start: {e}")))?;
+        let raft_cfg = Arc::new(raft_cfg);
+        let mut shards = Vec::with_capacity(cfg.shards.len());
+        for spec in cfg.shards.shards() {
+            let id = spec.id;
+            let rev = Reader::new(&engine, id).revision()?;
+            let hub = Arc::new(WatchHub::new(rev, cfg.watch_buffer));
+            let log = LogStore::with_syncer(engine.clone(), id, syncer.clone());
+            // Only the default shard's lease notices drive the lessor: leases are administered
+            // there and mirrored to the other shards (see crate::lease).
+            let notices = if id == DEFAULT_SHARD {
+                lease_tx.clone()
+            } else {
+                mpsc::unbounded_channel().0
+            };
+            let sm = StateMachineStore::new(engine.clone(), id, hub.clone(), notices);
+            let raft = Raft::new(
+                cfg.id,
+                raft_cfg.clone(),
+                PeerNetworkFactory::new(transport.clone(), id),
+                log,
+                sm,
+            )
+            .await
+            .map_err(|e| StoreError::Internal(format!("raft start (shard {id}): {e}")))?;
+            shards.push(Shard { id, raft, hub });
+        }
+        drop(lease_tx);
         let cluster_id = cluster_id(&cfg.initial_cluster);
         let node = Arc::new(Self {
             lessor: Arc::new(Lessor::new(cfg.min_lease_ttl())),
             cfg,
-            raft,
+            shards,
             engine,
-            hub,
             transport,
             cluster_id,
             shutdown: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+            peers_draining: Default::default(),
+            snapshot_inbox: Default::default(),
         });
         node.bootstrap().await?;
         tokio::spawn(crate::lease::run_lessor(node.clone(), lease_rx));
+        if node.cfg.balance_leaders {
+            tokio::spawn(crate::placement::run_balancer(node.clone()));
+        }
         Ok(node)
+    }
+
+    /// This node's replica of shard `id` (the default shard for an unknown id; callers route
+    /// through the shard map, so ids are always known).
+    pub fn shard(&self, id: ShardId) -> &Shard {
+        self.shards.get(id as usize).unwrap_or(&self.shards[0])
+    }
+
+    /// The shard owning every key of `[key, range_end)`, or `InvalidArgument` naming the
+    /// shards the range spans.
+    pub fn route(&self, key: &[u8], range_end: &[u8]) -> Result<ShardId> {
+        self.cfg.shards.shard_of_range(key, range_end)
     }
 
     /// The lowest-id member of a new cluster initializes it; the others wait to be contacted.
     async fn bootstrap(&self) -> Result<()> {
-        let initialized = self
+        for shard in &self.shards {
+            self.bootstrap_shard(shard).await?;
+        }
+        Ok(())
+    }
+
+    async fn bootstrap_shard(&self, shard: &Shard) -> Result<()> {
+        let initialized = shard
             .raft
             .is_initialized()
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         let first = self.cfg.initial_cluster.keys().next().copied();
-        if !initialized && first == Some(self.cfg.id) {
+        if !initialized && !self.cfg.join_existing && first == Some(self.cfg.id) {
             let members: BTreeMap<NodeId, NodeInfo> = self
                 .cfg
                 .initial_cluster
@@ -195,17 +262,22 @@ impl StoreNode {
                     )
                 })
                 .collect();
-            tracing::info!(?members, "initializing new cluster");
-            if let Err(e) = self.raft.initialize(members).await {
-                tracing::warn!(error = %e, "initialize");
+            tracing::info!(shard = shard.id, ?members, "initializing new cluster");
+            if let Err(e) = shard.raft.initialize(members).await {
+                tracing::warn!(shard = shard.id, error = %e, "initialize");
             }
         }
         Ok(())
     }
 
-    /// A response header at `revision`.
-    pub fn header(&self, revision: i64) -> ResponseHeader {
-        let raft_term = self.raft.metrics().borrow_watched().current_term;
+    /// A response header of shard `shard` at `revision`.
+    pub fn header(&self, shard: ShardId, revision: i64) -> ResponseHeader {
+        let raft_term = self
+            .shard(shard)
+            .raft
+            .metrics()
+            .borrow_watched()
+            .current_term;
         ResponseHeader {
             cluster_id: self.cluster_id,
             member_id: self.cfg.id,
@@ -214,14 +286,14 @@ impl StoreNode {
         }
     }
 
-    /// A consistent view of local state.
-    pub fn reader(&self) -> Reader<'_> {
-        Reader::new(&self.engine, DEFAULT_SHARD)
+    /// A consistent view of shard `shard`'s local state.
+    pub fn reader(&self, shard: ShardId) -> Reader<'_> {
+        Reader::new(&self.engine, shard)
     }
 
-    fn leader_addr(&self, leader: Option<NodeId>) -> Option<String> {
+    fn leader_addr(&self, shard: ShardId, leader: Option<NodeId>) -> Option<String> {
         let id = leader?;
-        let metrics = self.raft.metrics();
+        let metrics = self.shard(shard).raft.metrics();
         let m = metrics.borrow_watched();
         m.membership_config
             .membership()
@@ -229,15 +301,15 @@ impl StoreNode {
             .map(|n| n.peer_addr.clone())
     }
 
-    /// The current leader, waiting up to the request deadline for one to be elected.
-    async fn wait_leader(&self, deadline: Instant) -> Result<(NodeId, String)> {
-        let mut rx = self.raft.metrics();
+    /// The current leader of `shard`, waiting up to the deadline for one to be elected.
+    async fn wait_leader(&self, shard: ShardId, deadline: Instant) -> Result<(NodeId, String)> {
+        let mut rx = self.shard(shard).raft.metrics();
         loop {
             let leader = rx.borrow_watched().current_leader;
             if leader == Some(self.cfg.id) {
                 return Ok((self.cfg.id, self.cfg.peer_addr.clone()));
             }
-            if let Some(addr) = self.leader_addr(leader) {
+            if let Some(addr) = self.leader_addr(shard, leader) {
                 return Ok((leader.unwrap_or_default(), addr));
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -252,14 +324,15 @@ impl StoreNode {
         }
     }
 
-    /// Replicates `cmd` and returns the protobuf-encoded response once it is applied.
-    /// Any node accepts writes: followers forward them to the leader.
-    pub async fn propose(&self, cmd: Command) -> Result<Bytes> {
+    /// Replicates `cmd` in `shard` and returns the protobuf-encoded response once it is
+    /// applied. Any node accepts writes: followers forward them to the shard's leader.
+    pub async fn propose(&self, shard: ShardId, cmd: Command) -> Result<Bytes> {
         let deadline = Instant::now() + self.cfg.request_timeout;
+        let raft = &self.shard(shard).raft;
         loop {
-            let (leader, addr) = self.wait_leader(deadline).await?;
+            let (leader, addr) = self.wait_leader(shard, deadline).await?;
             if leader == self.cfg.id {
-                match self.raft.client_write(cmd.clone()).await {
+                match raft.client_write(cmd.clone()).await {
                     Ok(r) => return r.data.0,
                     Err(e) => match e.into_api_error() {
                         Some(ClientWriteError::ForwardToLeader(_)) => {}
@@ -272,11 +345,8 @@ impl StoreNode {
                 }
             } else {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match self
-                    .transport
-                    .call(&addr, &PeerRequest::Propose(cmd.clone()), left)
-                    .await
-                {
+                let req = PeerRequest::to_shard(shard, PeerRequest::Propose(cmd.clone()));
+                match self.transport.call(&addr, &req, left).await {
                     Ok(PeerResponse::Proposed(r)) => return r.0,
                     // The peer was not leader any more and appended nothing: safe to retry.
                     Ok(PeerResponse::Error(StoreError::NoLeader)) => {}
@@ -293,13 +363,15 @@ impl StoreNode {
         }
     }
 
-    /// Waits until local state reflects every write acknowledged before this call (ReadIndex).
-    pub async fn read_barrier(&self) -> Result<()> {
+    /// Waits until local state of `shard` reflects every write acknowledged before this call
+    /// (ReadIndex).
+    pub async fn read_barrier(&self, shard: ShardId) -> Result<()> {
         let deadline = Instant::now() + self.cfg.request_timeout;
+        let raft = &self.shard(shard).raft;
         loop {
-            let (leader, addr) = self.wait_leader(deadline).await?;
+            let (leader, addr) = self.wait_leader(shard, deadline).await?;
             let index = if leader == self.cfg.id {
-                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
                     Ok(_) => return Ok(()),
                     Err(e) => {
                         if e.forward_to_leader().is_none() && e.api_error().is_none() {
@@ -310,11 +382,8 @@ impl StoreNode {
                 }
             } else {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match self
-                    .transport
-                    .call(&addr, &PeerRequest::ReadIndex, left)
-                    .await
-                {
+                let req = PeerRequest::to_shard(shard, PeerRequest::ReadIndex);
+                match self.transport.call(&addr, &req, left).await {
                     Ok(PeerResponse::ReadIndex(i)) => Some(i),
                     Ok(PeerResponse::Error(StoreError::NoLeader)) => None,
                     Ok(PeerResponse::Error(e)) => return Err(e),
@@ -323,8 +392,7 @@ impl StoreNode {
             };
             if let Some(i) = index {
                 let left = deadline.saturating_duration_since(Instant::now());
-                return self
-                    .raft
+                return raft
                     .wait(Some(left))
                     .applied_index_at_least(Some(i), "read index")
                     .await
@@ -341,16 +409,42 @@ impl StoreNode {
     /// Serves a request from a peer.
     pub async fn on_peer(&self, req: PeerRequest) -> PeerResponse {
         let fatal = |e: String| PeerResponse::Error(StoreError::Internal(e));
+        let (shard, req) = req.into_shard();
+        let Some(replica) = self.shards.get(shard as usize) else {
+            return fatal(format!(
+                "no shard {shard} here (members must share one shard map)"
+            ));
+        };
+        let raft = &replica.raft;
         match req {
-            PeerRequest::AppendEntries(r) => match self.raft.append_entries(r).await {
+            PeerRequest::ToShard { .. } => fatal("nested shard request".into()),
+            PeerRequest::TransferLeader { to } => {
+                if !raft.is_leader() {
+                    return PeerResponse::Error(StoreError::NoLeader);
+                }
+                match raft.trigger().transfer_leader(to).await {
+                    Ok(()) => PeerResponse::Done,
+                    Err(e) => fatal(e.to_string()),
+                }
+            }
+            req @ (PeerRequest::AddLearner { .. }
+            | PeerRequest::PromoteVoter { .. }
+            | PeerRequest::RemoveMember { .. }) => {
+                crate::membership::on_leader_request(replica, req).await
+            }
+            PeerRequest::RaftTransferLeader(r) => match raft.handle_transfer_leader(r).await {
+                Ok(r) => PeerResponse::RaftTransferLeader(r),
+                Err(e) => fatal(e.to_string()),
+            },
+            PeerRequest::AppendEntries(r) => match raft.append_entries(r).await {
                 Ok(r) => PeerResponse::AppendEntries(r),
                 Err(e) => fatal(e.to_string()),
             },
-            PeerRequest::Vote(r) => match self.raft.vote(r).await {
+            PeerRequest::Vote(r) => match raft.vote(r).await {
                 Ok(r) => PeerResponse::Vote(r),
                 Err(e) => fatal(e.to_string()),
             },
-            PeerRequest::PreVote(r) => match self.raft.pre_vote(r).await {
+            PeerRequest::PreVote(r) => match raft.pre_vote(r).await {
                 Ok(r) => PeerResponse::Vote(r),
                 Err(e) => fatal(e.to_string()),
             },
@@ -359,16 +453,60 @@ impl StoreNode {
                     meta,
                     snapshot: data,
                 };
-                match self.raft.install_full_snapshot(vote, snap).await {
+                match raft.install_full_snapshot(vote, snap).await {
+                    Ok(r) => PeerResponse::Snapshot(r),
+                    Err(e) => fatal(e.to_string()),
+                }
+            }
+            PeerRequest::SnapshotChunk {
+                vote,
+                meta,
+                offset,
+                total,
+                data,
+            } => {
+                let id = format!("{:?}", meta.last_log_id);
+                let complete = {
+                    let mut inbox = self.snapshot_inbox.lock();
+                    let slot = inbox
+                        .entry(shard)
+                        .or_insert_with(|| (id.clone(), Vec::new()));
+                    if offset == 0 {
+                        *slot = (id.clone(), Vec::with_capacity(total as usize));
+                    }
+                    if slot.0 != id || slot.1.len() as u64 != offset {
+                        let e = format!(
+                            "snapshot chunk out of order (have {} bytes of {}, got offset {offset} of {id})",
+                            slot.1.len(),
+                            slot.0
+                        );
+                        inbox.remove(&shard);
+                        return fatal(e);
+                    }
+                    slot.1.extend_from_slice(&data);
+                    if (slot.1.len() as u64) < total {
+                        return PeerResponse::ChunkAccepted {
+                            next_offset: slot.1.len() as u64,
+                        };
+                    }
+                    inbox.remove(&shard).map(|(_, d)| d).unwrap_or_default()
+                };
+                metrics::counter!("navarch_store_snapshot_bytes_received_total")
+                    .increment(complete.len() as u64);
+                let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, Vec<u8>> {
+                    meta,
+                    snapshot: complete,
+                };
+                match raft.install_full_snapshot(vote, snap).await {
                     Ok(r) => PeerResponse::Snapshot(r),
                     Err(e) => fatal(e.to_string()),
                 }
             }
             PeerRequest::Propose(cmd) => {
-                if !self.raft.is_leader() {
+                if !raft.is_leader() {
                     return PeerResponse::Error(StoreError::NoLeader);
                 }
-                match self.raft.client_write(cmd).await {
+                match raft.client_write(cmd).await {
                     Ok(r) => PeerResponse::Proposed(r.data),
                     Err(e) => match e.into_api_error() {
                         Some(ClientWriteError::ForwardToLeader(_)) => {
@@ -382,14 +520,12 @@ impl StoreNode {
                     },
                 }
             }
-            PeerRequest::ReadIndex => {
-                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                    Ok(read) => PeerResponse::ReadIndex(read.index()),
-                    Err(_) => PeerResponse::Error(StoreError::NoLeader),
-                }
-            }
+            PeerRequest::ReadIndex => match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                Ok(read) => PeerResponse::ReadIndex(read.index()),
+                Err(_) => PeerResponse::Error(StoreError::NoLeader),
+            },
             PeerRequest::LeaseKeepAlive { id } => {
-                if !self.raft.is_leader() {
+                if !raft.is_leader() {
                     return PeerResponse::Error(StoreError::NoLeader);
                 }
                 match self.lessor.keep_alive(id) {
@@ -401,7 +537,7 @@ impl StoreNode {
                 }
             }
             PeerRequest::LeaseTimeToLive { id } => {
-                if !self.raft.is_leader() {
+                if !raft.is_leader() {
                     return PeerResponse::Error(StoreError::NoLeader);
                 }
                 let (remaining, granted) = self.lessor.time_to_live(id);
@@ -410,15 +546,18 @@ impl StoreNode {
             PeerRequest::Info => PeerResponse::Info {
                 client_addr: self.cfg.client_addr.clone(),
                 name: self.cfg.name.clone(),
+                draining: self.draining.load(Ordering::SeqCst),
             },
         }
     }
 
-    /// Runs `req` on the leader's lessor (locally or forwarded).
-    pub async fn on_leader(&self, req: PeerRequest) -> Result<PeerResponse> {
+    /// Runs `req` on the leader of `shard` (locally or forwarded); lease requests go to the
+    /// default shard, whose leader runs the lessor.
+    pub async fn on_leader(&self, shard: ShardId, req: PeerRequest) -> Result<PeerResponse> {
         let deadline = Instant::now() + self.cfg.request_timeout;
+        let req = PeerRequest::to_shard(shard, req);
         loop {
-            let (leader, addr) = self.wait_leader(deadline).await?;
+            let (leader, addr) = self.wait_leader(shard, deadline).await?;
             let resp = if leader == self.cfg.id {
                 Box::pin(self.on_peer(req.clone())).await
             } else {
@@ -438,16 +577,47 @@ impl StoreNode {
         }
     }
 
-    /// Whether this node currently leads.
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    /// Members that must not lead shards now: this one if it drains, and peers that said so.
+    pub fn draining(&self) -> BTreeSet<NodeId> {
+        let mut set = self.peers_draining.lock().clone();
+        if self.draining.load(Ordering::SeqCst) {
+            set.insert(self.cfg.id);
+        }
+        set
+    }
+
+    /// Whether this node currently leads `shard`.
+    pub fn is_leader(&self, shard: ShardId) -> bool {
+        self.shard(shard).raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Proposes `cmd` to every shard (lease grants and revokes are mirrored to all shards so
+    /// that keys of any shard can be attached to a lease). Returns the default shard's answer;
+    /// the first error otherwise.
+    pub async fn propose_all(&self, cmd: Command) -> Result<Bytes> {
+        let calls = self.shards.iter().map(|s| self.propose(s.id, cmd.clone()));
+        let mut results = futures::future::join_all(calls).await.into_iter();
+        let default = results
+            .next()
+            .unwrap_or(Err(StoreError::Internal("no shards".into())))?;
+        for r in results {
+            match r {
+                // A mirror that never saw the lease (its grant failed half-way) has nothing
+                // to revoke.
+                Ok(_) | Err(StoreError::LeaseNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(default)
     }
 
     /// Stops Raft; in-flight watch streams end.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft shutdown");
+        for shard in &self.shards {
+            if let Err(e) = shard.raft.shutdown().await {
+                tracing::warn!(shard = shard.id, error = %e, "raft shutdown");
+            }
         }
         if let Err(e) = self.engine.sync_wal() {
             tracing::warn!(error = %e, "final wal sync");

@@ -12,3 +12,6 @@ mod t35_snapshot;
 mod t40_linearizability;
 mod t50_leases;
 mod t60_quic;
+mod t70_shards;
+mod t75_membership;
+mod t80_partition;

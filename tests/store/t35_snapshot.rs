@@ -29,18 +29,23 @@ async fn lagging_follower_catches_up_by_snapshot_after_log_purge() {
 
     c.nodes[follower].restart();
     let f = Client::connect_eventually(&c.nodes[follower].client_addr).await;
-    eventually(
-        Duration::from_secs(60),
-        "follower to catch up by snapshot",
-        || {
-            let mut f = f.clone();
-            async move {
-                let r = f.range_prefix("/snap/", true, true).await.ok()?;
-                (r.header?.revision >= last && r.count == 700).then_some(())
-            }
-        },
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut probe = f.clone();
+        let seen = probe.range_prefix("/snap/", true, true).await.ok();
+        if seen.as_ref().is_some_and(|r| {
+            r.header.as_ref().is_some_and(|h| h.revision >= last) && r.count == 700
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "follower did not catch up by snapshot (last seen {:?}, want revision {last})\n{}",
+            seen.map(|r| (r.header.map(|h| h.revision), r.count)),
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut f = f;
     let r = f.range_prefix("/snap/", true, false).await.unwrap();
     for kv in &r.kvs {

@@ -47,16 +47,13 @@ async fn cas(
     Ok((r.succeeded, r.header.map_or(0, |h| h.revision)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn history_with_leader_kill_and_restart_is_linearizable() {
-    let mut c = Cluster::start(3, &[]);
-    for n in &c.nodes {
-        Client::connect_eventually(&n.client_addr).await;
-    }
-    let leader = c.wait_leader(Duration::from_secs(30)).await;
-    let addrs: Vec<String> = c.nodes.iter().map(|n| n.client_addr.clone()).collect();
-    let rec = Arc::new(Recorder::new());
-
+/// Starts `CLIENTS` clients doing random put/get/CAS on `keys` against `addrs` (failing over
+/// between nodes), recording into `rec`.
+pub(crate) fn spawn_clients(
+    addrs: Vec<String>,
+    keys: &'static [&'static str],
+    rec: Arc<Recorder>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
         let rec = rec.clone();
@@ -65,7 +62,7 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
             let mut rng = rand::rngs::StdRng::seed_from_u64(client as u64 * 7919 + 1);
             let mut node = client % addrs.len();
             let mut conn: Option<Client> = None;
-            let mut last_mod = [0i64; 3];
+            let mut last_mod = vec![0i64; keys.len()];
             // Spread the ops over the fault window (pacing, not synchronisation).
             let mut pace = tokio::time::interval(PACE);
             for n in 0..OPS_PER_CLIENT {
@@ -79,8 +76,8 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
                     }
                 }
                 let cl = conn.as_mut().unwrap();
-                let k = rng.random_range(0..KEYS.len());
-                let key = KEYS[k];
+                let k = rng.random_range(0..keys.len());
+                let key = keys[k];
                 let value = format!("c{client}-{n}");
                 let dice = rng.random_range(0..10);
                 let failed = if dice < 4 {
@@ -143,6 +140,20 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
         }));
     }
 
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_with_leader_kill_and_restart_is_linearizable() {
+    let mut c = Cluster::start(3, &[]);
+    for n in &c.nodes {
+        Client::connect_eventually(&n.client_addr).await;
+    }
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+    let addrs: Vec<String> = c.nodes.iter().map(|n| n.client_addr.clone()).collect();
+    let rec = Arc::new(Recorder::new());
+
+    let tasks = spawn_clients(addrs, &KEYS, rec.clone());
     // Faults while the clients run: kill -9 the leader, then bring it back.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let killed_at = rec.now();

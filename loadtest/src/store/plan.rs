@@ -101,8 +101,8 @@ pub struct StorePlan {
     pub duration: Option<Duration>,
     /// Whether ranges are serializable (member-local) reads.
     pub serializable: bool,
-    /// Prefix of every key.
-    pub key_prefix: String,
+    /// Key prefixes; key `i` uses prefix `i % len` (spreads keys over store shards).
+    pub key_prefixes: Vec<String>,
     /// Per-request deadline; a request that exceeds it counts as an error.
     pub request_timeout: Duration,
     key_width: usize,
@@ -141,7 +141,11 @@ impl StorePlan {
             warmup: args.warmup,
             duration: args.duration_secs.map(Duration::from_secs),
             serializable: args.serializable,
-            key_prefix: args.key_prefix.clone(),
+            key_prefixes: if args.key_prefix.is_empty() {
+                vec![String::new()]
+            } else {
+                args.key_prefix.clone()
+            },
             request_timeout: Duration::from_secs(args.timeout_secs),
             key_width: decimal_digits(args.keys - 1),
         })
@@ -159,16 +163,11 @@ impl StorePlan {
         client % self.conns
     }
 
-    /// The key with index `index`: the prefix followed by the index
-    /// zero-padded to the width of the largest index, so keys sort numerically.
+    /// The key with index `index`: a prefix (round-robin over the prefixes) followed by the
+    /// index zero-padded to the width of the largest index, so keys sort numerically.
     pub fn key(&self, index: u64) -> Vec<u8> {
-        format!(
-            "{}{:0width$}",
-            self.key_prefix,
-            index,
-            width = self.key_width
-        )
-        .into_bytes()
+        let prefix = &self.key_prefixes[(index % self.key_prefixes.len() as u64) as usize];
+        format!("{prefix}{:0width$}", index, width = self.key_width).into_bytes()
     }
 
     /// A uniformly random key index.
@@ -253,7 +252,7 @@ mod tests {
         );
         assert_eq!(p.duration, None);
         assert!(!p.serializable);
-        assert_eq!(p.key_prefix, "/bench/");
+        assert_eq!(p.key_prefixes, ["/bench/"]);
     }
 
     #[test]

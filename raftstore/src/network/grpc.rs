@@ -16,17 +16,23 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use super::{
-    FrameStream, PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME,
-    PEER_CONN_WINDOW, PEER_STREAM_WINDOW,
+    FaultFilter, FrameStream, PeerRequest, PeerResponse, PeerTransport, TransportError,
+    MAX_PEER_FRAME, PEER_CONN_WINDOW, PEER_STREAM_WINDOW,
 };
 use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::PeerFrame;
+use crate::shard::ShardId;
 use crate::types::{decode, encode};
+
+/// gRPC metadata key naming the shard of a replication stream.
+pub const SHARD_HEADER: &str = "navarch-shard";
 
 /// [`PeerTransport`] over gRPC (HTTP/2), one lazily connected channel per peer.
 #[derive(Clone, Default)]
 pub struct GrpcTransport {
     channels: Arc<Mutex<HashMap<String, PeerClient<tonic::transport::Channel>>>>,
+    /// Blocked peers (fault injection).
+    pub fault: FaultFilter,
 }
 
 impl GrpcTransport {
@@ -61,6 +67,7 @@ impl PeerTransport for GrpcTransport {
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
+        self.fault.check(addr)?;
         let payload = encode(req).map_err(|e| TransportError::BadFrame {
             addr: addr.into(),
             reason: e.to_string(),
@@ -97,9 +104,10 @@ impl PeerTransport for GrpcTransport {
     fn open_stream(
         &self,
         addr: &str,
+        shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
-        let client = self.client(addr);
+        let client = self.fault.check(addr).and_then(|()| self.client(addr));
         let addr = addr.to_string();
         // tonic needs a Sync request stream: feed it through a channel.
         let (tx, rx) = tokio::sync::mpsc::channel::<PeerFrame>(64);
@@ -113,8 +121,12 @@ impl PeerTransport for GrpcTransport {
         });
         Box::pin(async move {
             let mut client = client?;
+            let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            request
+                .metadata_mut()
+                .insert(SHARD_HEADER, tonic::metadata::MetadataValue::from(shard));
             let resp = client
-                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .stream(request)
                 .await
                 .map_err(|s| unreachable(s, &addr))?
                 .into_inner();

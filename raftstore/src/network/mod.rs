@@ -25,12 +25,14 @@ use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError,
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::StreamAppendResult;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::shard::{ShardId, DEFAULT_SHARD};
 use crate::types::{decode, encode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
 
 pub use grpc::GrpcTransport;
@@ -56,6 +58,20 @@ pub enum PeerRequest {
         /// Snapshot payload.
         data: Vec<u8>,
     },
+    /// One chunk of a snapshot; the receiver acknowledges each chunk before the next is sent
+    /// (back-pressure), and installs the snapshot when the last one arrives.
+    SnapshotChunk {
+        /// Leader's vote.
+        vote: Vote,
+        /// Snapshot metadata (its id keys the receiver's buffer).
+        meta: SnapshotMeta,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Total snapshot size.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
     /// A client write forwarded to the leader.
     Propose(Command),
     /// Ask the leader for a linearizable read point (ReadIndex); answered with a log index.
@@ -72,6 +88,69 @@ pub enum PeerRequest {
     },
     /// Who are you (client address, name)?
     Info,
+    /// Add a member as a learner of the shard (answered by the shard's leader).
+    AddLearner {
+        /// Member id.
+        id: NodeId,
+        /// Its peer address.
+        peer_addr: String,
+    },
+    /// Promote a caught-up learner of the shard to voter (answered by the shard's leader).
+    PromoteVoter {
+        /// Member id.
+        id: NodeId,
+    },
+    /// Remove a member from the shard (answered by the shard's leader).
+    RemoveMember {
+        /// Member id.
+        id: NodeId,
+    },
+    /// openraft's leader-transfer message (the old leader tells the chosen node to campaign).
+    RaftTransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// Hand the leadership of the shard to member `to` (answered by the current leader).
+    TransferLeader {
+        /// The new leader.
+        to: NodeId,
+    },
+    /// A request for the Raft group of one shard (requests without this wrapper go to the
+    /// default shard).
+    ToShard {
+        /// The shard.
+        shard: ShardId,
+        /// The request.
+        req: Box<PeerRequest>,
+    },
+}
+
+impl PeerRequest {
+    /// `req` addressed to `shard` (the default shard needs no wrapper).
+    pub fn to_shard(shard: ShardId, req: PeerRequest) -> Self {
+        if shard == DEFAULT_SHARD {
+            req
+        } else {
+            PeerRequest::ToShard {
+                shard,
+                req: Box::new(req),
+            }
+        }
+    }
+
+    /// The target shard and the request itself.
+    pub fn into_shard(self) -> (ShardId, PeerRequest) {
+        match self {
+            PeerRequest::ToShard { shard, req } => (shard, *req),
+            req => (DEFAULT_SHARD, req),
+        }
+    }
+
+    /// Whether this is bulk data (a snapshot) that should yield to other traffic.
+    pub fn is_bulk(&self) -> bool {
+        match self {
+            PeerRequest::Snapshot { .. } | PeerRequest::SnapshotChunk { .. } => true,
+            PeerRequest::ToShard { req, .. } => req.is_bulk(),
+            _ => false,
+        }
+    }
 }
 
 /// The answer to a [`PeerRequest`].
@@ -100,7 +179,19 @@ pub enum PeerResponse {
         client_addr: String,
         /// Member name.
         name: String,
+        /// Whether the member is draining (hands off shard leaderships, takes none).
+        #[serde(default)]
+        draining: bool,
     },
+    /// Done (no payload).
+    Done,
+    /// A snapshot chunk was stored; send the next one from this offset.
+    ChunkAccepted {
+        /// Bytes received so far.
+        next_offset: u64,
+    },
+    /// Answer to [`PeerRequest::RaftTransferLeader`].
+    RaftTransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The peer could not serve the request.
     Error(StoreError),
 }
@@ -150,13 +241,16 @@ pub trait PeerTransport: Send + Sync + 'static {
         false
     }
 
-    /// Opens an ordered bidirectional stream of frames to `addr`: the peer answers every frame,
-    /// in order, on the returned stream.
+    /// Opens an ordered bidirectional stream of frames to `addr` for the Raft group of `shard`
+    /// (one stream per shard, so shards never queue behind each other): the peer answers every
+    /// frame, in order, on the returned stream.
     fn open_stream(
         &self,
         addr: &str,
+        shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
+        let _ = shard;
         drop(frames);
         let addr = addr.to_string();
         Box::pin(async move {
@@ -197,6 +291,38 @@ pub enum PeerTransportConfig {
     },
 }
 
+/// A fault filter (for tests and drills): calls to blocked peer addresses fail at once as
+/// unreachable, as if a firewall dropped them. Set on every member of both sides to partition
+/// a cluster (`POST /fault/partition?peers=HOST:PORT,...` on the client port).
+#[derive(Clone, Default, Debug)]
+pub struct FaultFilter(Arc<parking_lot::RwLock<std::collections::HashSet<String>>>);
+
+impl FaultFilter {
+    /// Replaces the set of blocked peer addresses (empty heals).
+    pub fn set_blocked(&self, addrs: impl IntoIterator<Item = String>) {
+        *self.0.write() = addrs.into_iter().collect();
+    }
+
+    /// The blocked peer addresses.
+    pub fn blocked(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.read().iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// `Err(Unreachable)` if `addr` is blocked.
+    pub fn check(&self, addr: &str) -> Result<(), TransportError> {
+        if self.0.read().contains(addr) {
+            Err(TransportError::Unreachable {
+                addr: addr.into(),
+                reason: "blocked by the fault filter (partition)".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// The node's peer transport: one of the implementations, chosen at start.
 pub enum PeerTransportKind {
     /// gRPC over TCP.
@@ -211,6 +337,14 @@ impl PeerTransportKind {
     pub async fn close(&self) {
         if let PeerTransportKind::Quic(q) = self {
             q.close().await;
+        }
+    }
+
+    /// The transport's fault filter.
+    pub fn fault(&self) -> &FaultFilter {
+        match self {
+            PeerTransportKind::Grpc(t) => &t.fault,
+            PeerTransportKind::Quic(t) => t.fault(),
         }
     }
 
@@ -246,24 +380,26 @@ impl PeerTransport for PeerTransportKind {
     fn open_stream(
         &self,
         addr: &str,
+        shard: ShardId,
         frames: BoxStream<'static, Vec<u8>>,
     ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
         match self {
-            PeerTransportKind::Grpc(t) => t.open_stream(addr, frames),
-            PeerTransportKind::Quic(t) => t.open_stream(addr, frames),
+            PeerTransportKind::Grpc(t) => t.open_stream(addr, shard, frames),
+            PeerTransportKind::Quic(t) => t.open_stream(addr, shard, frames),
         }
     }
 }
 
-/// Creates openraft network clients on top of a transport.
+/// Creates openraft network clients of one shard's Raft group on top of a shared transport.
 pub struct PeerNetworkFactory<T: PeerTransport> {
     transport: Arc<T>,
+    shard: ShardId,
 }
 
 impl<T: PeerTransport> PeerNetworkFactory<T> {
-    /// A factory over `transport`.
-    pub fn new(transport: Arc<T>) -> Self {
-        Self { transport }
+    /// A factory for `shard` over `transport`.
+    pub fn new(transport: Arc<T>, shard: ShardId) -> Self {
+        Self { transport, shard }
     }
 }
 
@@ -275,6 +411,7 @@ impl<T: PeerTransport> RaftNetworkFactory<TypeConfig> for PeerNetworkFactory<T> 
             target,
             addr: node.peer_addr.clone(),
             transport: self.transport.clone(),
+            shard: self.shard,
         }
     }
 }
@@ -284,6 +421,7 @@ pub struct PeerConnection<T: PeerTransport> {
     target: NodeId,
     addr: String,
     transport: Arc<T>,
+    shard: ShardId,
 }
 
 impl<T: PeerTransport> PeerConnection<T> {
@@ -292,6 +430,7 @@ impl<T: PeerTransport> PeerConnection<T> {
         req: PeerRequest,
         option: &RPCOption,
     ) -> Result<PeerResponse, RPCError<TypeConfig>> {
+        let req = PeerRequest::to_shard(self.shard, req);
         match self
             .transport
             .call(&self.addr, &req, option.hard_ttl())
@@ -351,6 +490,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         }
         let transport = self.transport.clone();
         let addr = self.addr.clone();
+        let shard = self.shard;
         Box::pin(async move {
             let outstanding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let sent = outstanding.clone();
@@ -364,7 +504,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
                 })
                 .boxed();
             let answers = transport
-                .open_stream(&addr, frames)
+                .open_stream(&addr, shard, frames)
                 .await
                 .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
             // A request waiting longer than soft_ttl for its answer means the peer stopped
@@ -414,6 +554,20 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         })
     }
 
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .rpc(PeerRequest::RaftTransferLeader(req), &option)
+            .await?
+        {
+            PeerResponse::RaftTransferLeader(r) => Ok(r),
+            r => Err(self.unexpected(r)),
+        }
+    }
+
     async fn vote(
         &mut self,
         rpc: VoteRequest<TypeConfig>,
@@ -443,25 +597,53 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = PeerRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
+        let data = snapshot.snapshot;
+        let meta = snapshot.meta;
+        let total = data.len() as u64;
+        // Each chunk gets its own deadline, so a large snapshot never times out as a whole;
+        // the next chunk leaves only after the previous one is acknowledged.
+        let timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
+        let send = async {
+            let mut offset = 0u64;
+            loop {
+                let end = (offset as usize + SNAPSHOT_CHUNK_BYTES).min(data.len());
+                let req = PeerRequest::to_shard(
+                    self.shard,
+                    PeerRequest::SnapshotChunk {
+                        vote: vote.clone(),
+                        meta: meta.clone(),
+                        offset,
+                        total,
+                        data: data[offset as usize..end].to_vec(),
+                    },
+                );
+                match self.transport.call(&self.addr, &req, timeout).await {
+                    Ok(PeerResponse::ChunkAccepted { next_offset }) if next_offset <= total => {
+                        offset = next_offset;
+                    }
+                    Ok(PeerResponse::Snapshot(s)) => return Ok(s),
+                    Ok(other) => {
+                        let e = StoreError::Internal(format!(
+                            "peer {} answered {other:?}",
+                            self.target
+                        ));
+                        return Err(StreamingError::Network(NetworkError::new(&e)));
+                    }
+                    Err(e @ TransportError::Unreachable { .. }) => {
+                        return Err(StreamingError::Unreachable(Unreachable::new(&e)))
+                    }
+                    Err(e) => return Err(StreamingError::Network(NetworkError::new(&e))),
+                }
+            }
         };
-        // A snapshot may be large: allow well beyond the heartbeat-scale RPC deadline.
-        let timeout = option.hard_ttl().max(Duration::from_secs(60));
-        let call = self.transport.call(&self.addr, &req, timeout);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            r = call => match r {
-                Ok(PeerResponse::Snapshot(s)) => Ok(s),
-                Ok(other) => {
-                    let e = StoreError::Internal(format!("peer {} answered {other:?}", self.target));
-                    Err(StreamingError::Network(NetworkError::new(&e)))
-                }
-                Err(e @ TransportError::Unreachable { .. }) => Err(StreamingError::Unreachable(Unreachable::new(&e))),
-                Err(e) => Err(StreamingError::Network(NetworkError::new(&e))),
-            },
+            r = send => r,
         }
     }
 }
+
+/// Bytes per snapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+/// Deadline of one snapshot chunk (not of the whole snapshot).
+pub const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);

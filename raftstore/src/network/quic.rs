@@ -29,7 +29,9 @@ use quinn::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME};
+use super::{
+    FaultFilter, PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME,
+};
 use crate::certs::{CertError, PeerTls, PEER_SERVER_NAME};
 use crate::types::{decode, encode};
 
@@ -180,6 +182,7 @@ struct ClientInner {
 #[derive(Clone)]
 pub struct QuicTransport {
     inner: Arc<ClientInner>,
+    fault: FaultFilter,
 }
 
 impl QuicTransport {
@@ -198,7 +201,13 @@ impl QuicTransport {
                 endpoints: Mutex::new([None, None]),
                 peers: Mutex::default(),
             }),
+            fault: FaultFilter::default(),
         })
+    }
+
+    /// Blocked peers (fault injection).
+    pub fn fault(&self) -> &FaultFilter {
+        &self.fault
     }
 
     /// The TLS material (the node's server side uses the same).
@@ -285,7 +294,7 @@ impl QuicTransport {
         })?;
         let conn = self.connection(addr).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(addr, e))?;
-        if matches!(req, PeerRequest::Snapshot { .. }) {
+        if req.is_bulk() {
             // Bulk data yields to heartbeats and votes on the same connection.
             let _ = send.set_priority(-1);
         }
@@ -309,6 +318,7 @@ impl PeerTransport for QuicTransport {
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
+        self.fault.check(addr)?;
         // Dropping the streams on timeout resets them; the connection stays usable.
         match tokio::time::timeout(timeout, self.call_inner(addr, req)).await {
             Ok(r) => r,
@@ -502,6 +512,7 @@ mod tests {
                     _ => PeerResponse::Info {
                         client_addr: "c".into(),
                         name: "n".into(),
+                        draining: false,
                     },
                 }
             })

@@ -1,4 +1,8 @@
 //! etcd `KV` service: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Every request is routed by its keys to one shard ([`crate::shard::ShardMap`]); a range or
+//! txn whose keys span shards is refused with `InvalidArgument` naming them. Compact applies to
+//! every shard that has reached the requested revision (revisions are per shard).
 
 use std::sync::Arc;
 
@@ -10,10 +14,12 @@ use crate::error::StoreError;
 use crate::mvcc::{check_txn, checked_range};
 use crate::node::StoreNode;
 use crate::proto::etcdserverpb::kv_server::Kv;
+use crate::proto::etcdserverpb::request_op::Request as Op;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
+use crate::shard::{ShardId, DEFAULT_SHARD};
 use crate::types::Command;
 
 /// The KV service of a store node.
@@ -27,14 +33,51 @@ impl KvService {
         Self { node }
     }
 
-    fn fix(&self, h: &mut Option<ResponseHeader>) {
+    fn fix(&self, shard: ShardId, h: &mut Option<ResponseHeader>) {
         let rev = h.as_ref().map_or(0, |h| h.revision);
-        *h = Some(self.node.header(rev));
+        *h = Some(self.node.header(shard, rev));
     }
 
-    async fn write<R: Message + Default>(&self, cmd: Command) -> Result<R, Status> {
-        let bytes = self.node.propose(cmd).await?;
+    async fn write<R: Message + Default>(&self, shard: ShardId, cmd: Command) -> Result<R, Status> {
+        let bytes = self.node.propose(shard, cmd).await?;
         Ok(R::decode(bytes.as_ref()).map_err(StoreError::from)?)
+    }
+
+    /// The one shard every key of a txn (compares and operations, nested txns included)
+    /// belongs to.
+    fn txn_shard(&self, t: &TxnRequest) -> Result<ShardId, StoreError> {
+        let mut ranges: Vec<(&[u8], &[u8])> = Vec::new();
+        collect_txn_ranges(t, &mut ranges);
+        let mut shard = None;
+        let mut all = std::collections::BTreeSet::new();
+        for (key, end) in ranges {
+            let s = self.node.route(key, end)?;
+            all.insert(s);
+            shard.get_or_insert(s);
+        }
+        if all.len() > 1 {
+            let names: Vec<String> = all
+                .iter()
+                .map(|id| self.node.cfg.shards.shards()[*id as usize].to_string())
+                .collect();
+            return Err(StoreError::CrossShard(names.join(", ")));
+        }
+        Ok(shard.unwrap_or(DEFAULT_SHARD))
+    }
+}
+
+fn collect_txn_ranges<'a>(t: &'a TxnRequest, out: &mut Vec<(&'a [u8], &'a [u8])>) {
+    for c in &t.compare {
+        out.push((&c.key, &c.range_end));
+    }
+    for op in t.success.iter().chain(&t.failure) {
+        match &op.request {
+            Some(Op::RequestRange(r)) => out.push((&r.key, &r.range_end)),
+            Some(Op::RequestPut(r)) => out.push((&r.key, &[])),
+            Some(Op::RequestDeleteRange(r)) => out.push((&r.key, &r.range_end)),
+            Some(Op::RequestTxn(t)) => collect_txn_ranges(t, out),
+            None => {}
+        }
     }
 }
 
@@ -45,14 +88,15 @@ impl Kv for KvService {
             let r = req.into_inner();
             check_size(&self.node, &r)?;
             checked_range(&r.key, &r.range_end)?;
+            let shard = self.node.route(&r.key, &r.range_end)?;
             if !r.serializable {
-                self.node.read_barrier().await?;
+                self.node.read_barrier(shard).await?;
             }
             let node = self.node.clone();
-            let mut resp = tokio::task::spawn_blocking(move || node.reader().range(&r))
+            let mut resp = tokio::task::spawn_blocking(move || node.reader(shard).range(&r))
                 .await
                 .map_err(|e| Status::internal(e.to_string()))??;
-            self.fix(&mut resp.header);
+            self.fix(shard, &mut resp.header);
             Ok(Response::new(resp))
         })
         .await
@@ -65,8 +109,11 @@ impl Kv for KvService {
             if r.key.is_empty() {
                 return Err(StoreError::EmptyKey.into());
             }
-            let mut resp: PutResponse = self.write(Command::Put(r.encode_to_vec().into())).await?;
-            self.fix(&mut resp.header);
+            let shard = self.node.cfg.shards.shard_of(&r.key);
+            let mut resp: PutResponse = self
+                .write(shard, Command::Put(r.encode_to_vec().into()))
+                .await?;
+            self.fix(shard, &mut resp.header);
             Ok(Response::new(resp))
         })
         .await
@@ -80,10 +127,11 @@ impl Kv for KvService {
             let r = req.into_inner();
             check_size(&self.node, &r)?;
             checked_range(&r.key, &r.range_end)?;
+            let shard = self.node.route(&r.key, &r.range_end)?;
             let mut resp: DeleteRangeResponse = self
-                .write(Command::DeleteRange(r.encode_to_vec().into()))
+                .write(shard, Command::DeleteRange(r.encode_to_vec().into()))
                 .await?;
-            self.fix(&mut resp.header);
+            self.fix(shard, &mut resp.header);
             Ok(Response::new(resp))
         })
         .await
@@ -94,8 +142,11 @@ impl Kv for KvService {
             let r = req.into_inner();
             check_size(&self.node, &r)?;
             check_txn(&r)?;
-            let mut resp: TxnResponse = self.write(Command::Txn(r.encode_to_vec().into())).await?;
-            self.fix(&mut resp.header);
+            let shard = self.txn_shard(&r)?;
+            let mut resp: TxnResponse = self
+                .write(shard, Command::Txn(r.encode_to_vec().into()))
+                .await?;
+            self.fix(shard, &mut resp.header);
             Ok(Response::new(resp))
         })
         .await
@@ -107,11 +158,42 @@ impl Kv for KvService {
     ) -> Result<Response<CompactionResponse>, Status> {
         observe("Compact", async {
             let r = req.into_inner();
-            let mut resp: CompactionResponse = self
-                .write(Command::Compact(r.encode_to_vec().into()))
-                .await?;
-            self.fix(&mut resp.header);
-            Ok(Response::new(resp))
+            // Revisions are per shard: compact every shard that has reached the revision.
+            let eligible: Vec<ShardId> = self
+                .node
+                .shards
+                .iter()
+                .filter(|s| s.hub.revision() >= r.revision)
+                .map(|s| s.id)
+                .collect();
+            if eligible.is_empty() {
+                return Err(StoreError::FutureRev.into());
+            }
+            let cmd = Command::Compact(r.encode_to_vec().into());
+            let calls = eligible
+                .iter()
+                .map(|s| self.write::<CompactionResponse>(*s, cmd.clone()));
+            let results = futures::future::join_all(calls).await;
+            let mut answer = None;
+            let mut error = None;
+            for (shard, res) in eligible.iter().zip(results) {
+                match res {
+                    Ok(mut resp) => {
+                        self.fix(*shard, &mut resp.header);
+                        if answer.is_none() || *shard == DEFAULT_SHARD {
+                            answer = Some(resp);
+                        }
+                    }
+                    Err(e) => {
+                        error.get_or_insert(e);
+                    }
+                }
+            }
+            match (error, answer) {
+                (Some(e), _) => Err(e),
+                (None, Some(resp)) => Ok(Response::new(resp)),
+                (None, None) => Err(StoreError::Internal("no shard answered".into()).into()),
+            }
         })
         .await
     }

@@ -32,19 +32,28 @@ impl LeaseService {
     pub fn new(node: Arc<StoreNode>) -> Self {
         Self { node }
     }
+
+    /// A header of the default shard (the lease authority) at its current revision.
+    fn header(&self) -> crate::proto::etcdserverpb::ResponseHeader {
+        let rev = self.node.shard(DEFAULT_SHARD).hub.revision();
+        self.node.header(DEFAULT_SHARD, rev)
+    }
 }
 
 async fn keep_alive(node: &StoreNode, id: i64) -> Result<LeaseKeepAliveResponse, StoreError> {
-    let ttl = match node.on_leader(PeerRequest::LeaseKeepAlive { id }).await {
+    let ttl = match node
+        .on_leader(DEFAULT_SHARD, PeerRequest::LeaseKeepAlive { id })
+        .await
+    {
         Ok(PeerResponse::LeaseTtl { granted, .. }) => granted,
         // etcd answers a keep-alive of an unknown lease with TTL 0.
         Err(StoreError::LeaseNotFound) => 0,
         Ok(other) => return Err(StoreError::Internal(format!("unexpected {other:?}"))),
         Err(e) => return Err(e),
     };
-    let rev = node.hub.revision();
+    let rev = node.shard(DEFAULT_SHARD).hub.revision();
     Ok(LeaseKeepAliveResponse {
-        header: Some(node.header(rev)),
+        header: Some(node.header(DEFAULT_SHARD, rev)),
         id,
         ttl,
     })
@@ -64,9 +73,12 @@ impl Lease for LeaseService {
                 rand::random::<i64>().abs().max(1)
             };
             let ttl = self.node.lessor.effective_ttl(r.ttl);
-            let bytes = self.node.propose(Command::LeaseGrant { id, ttl }).await?;
+            let bytes = self
+                .node
+                .propose_all(Command::LeaseGrant { id, ttl })
+                .await?;
             let mut resp = LeaseGrantResponse::decode(bytes.as_ref()).map_err(StoreError::from)?;
-            resp.header = Some(self.node.header(self.node.hub.revision()));
+            resp.header = Some(self.header());
             Ok(Response::new(resp))
         })
         .await
@@ -78,10 +90,10 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         observe("LeaseRevoke", async {
             let id = req.into_inner().id;
-            let bytes = self.node.propose(Command::LeaseRevoke { id }).await?;
+            let bytes = self.node.propose_all(Command::LeaseRevoke { id }).await?;
             let mut resp = LeaseRevokeResponse::decode(bytes.as_ref()).map_err(StoreError::from)?;
             let rev = resp.header.as_ref().map_or(0, |h| h.revision);
-            resp.header = Some(self.node.header(rev));
+            resp.header = Some(self.node.header(DEFAULT_SHARD, rev));
             Ok(Response::new(resp))
         })
         .await
@@ -125,20 +137,26 @@ impl Lease for LeaseService {
             let r = req.into_inner();
             let (remaining, granted) = match self
                 .node
-                .on_leader(PeerRequest::LeaseTimeToLive { id: r.id })
+                .on_leader(DEFAULT_SHARD, PeerRequest::LeaseTimeToLive { id: r.id })
                 .await?
             {
                 PeerResponse::LeaseTtl { remaining, granted } => (remaining, granted),
                 other => return Err(StoreError::Internal(format!("unexpected {other:?}")).into()),
             };
-            let keys = if r.keys && remaining >= 0 {
-                self.node.read_barrier().await?;
-                crate::mvcc::lease_keys(&self.node.engine, Keys::new(DEFAULT_SHARD), r.id)?
-            } else {
-                Vec::new()
-            };
+            let mut keys = Vec::new();
+            if r.keys && remaining >= 0 {
+                // Attached keys live in the shards that own them.
+                for shard in &self.node.shards {
+                    self.node.read_barrier(shard.id).await?;
+                    keys.extend(crate::mvcc::lease_keys(
+                        &self.node.engine,
+                        Keys::new(shard.id),
+                        r.id,
+                    )?);
+                }
+            }
             Ok(Response::new(LeaseTimeToLiveResponse {
-                header: Some(self.node.header(self.node.hub.revision())),
+                header: Some(self.header()),
                 id: r.id,
                 ttl: remaining,
                 granted_ttl: granted,
@@ -153,13 +171,13 @@ impl Lease for LeaseService {
         _req: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
         observe("LeaseLeases", async {
-            self.node.read_barrier().await?;
+            self.node.read_barrier(DEFAULT_SHARD).await?;
             let leases = crate::mvcc::lease_table(&self.node.engine, Keys::new(DEFAULT_SHARD))?
                 .into_iter()
                 .map(|l| LeaseStatus { id: l.id })
                 .collect();
             Ok(Response::new(LeaseLeasesResponse {
-                header: Some(self.node.header(self.node.hub.revision())),
+                header: Some(self.header()),
                 leases,
             }))
         })

@@ -8,11 +8,13 @@ use futures::Stream;
 use openraft::async_runtime::WatchReceiver;
 use tonic::{Request, Response, Status};
 
+use crate::membership;
 use crate::network::{PeerRequest, PeerResponse, PeerTransport};
 use crate::node::StoreNode;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
+use crate::shard::DEFAULT_SHARD;
 
 /// Version reported by Status: the etcd API level we implement.
 pub const ETCD_API_VERSION: &str = "3.4.0";
@@ -35,7 +37,10 @@ const NOT_YET: &str = "not implemented by navarch yet";
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, _req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         Ok(Response::new(AlarmResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
             alarms: Vec::new(),
         }))
     }
@@ -44,7 +49,13 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let m = self.node.raft.metrics().borrow_watched().clone();
+        let m = self
+            .node
+            .shard(DEFAULT_SHARD)
+            .raft
+            .metrics()
+            .borrow_watched()
+            .clone();
         let size = self.node.engine.approximate_size() as i64;
         let voter = m
             .membership_config
@@ -52,7 +63,10 @@ impl Maintenance for MaintenanceService {
             .voter_ids()
             .any(|v| v == self.node.cfg.id);
         Ok(Response::new(StatusResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
             version: ETCD_API_VERSION.into(),
             db_size: size,
             leader: m.current_leader.unwrap_or(0),
@@ -70,7 +84,10 @@ impl Maintenance for MaintenanceService {
         _req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
         Ok(Response::new(DefragmentResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
+            header: Some(
+                self.node
+                    .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision()),
+            ),
         }))
     }
 
@@ -118,16 +135,52 @@ impl ClusterService {
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _r: Request<MemberAddRequest>,
+        r: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(Status::unimplemented(NOT_YET))
+        let r = r.into_inner();
+        let Some(url) = r.peer_ur_ls.first() else {
+            return Err(Status::invalid_argument("etcdserver: no peer URL given"));
+        };
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Status::invalid_argument(format!(
+                "etcdserver: peer URL {url:?} is not HOST:PORT"
+            )));
+        }
+        if let Some(m) = membership::list(&self.node)
+            .into_iter()
+            .find(|m| m.peer_addr == addr)
+        {
+            return Err(Status::failed_precondition(format!(
+                "etcdserver: Peer URLs already exists (member {})",
+                m.id
+            )));
+        }
+        let id = membership::next_id(&self.node);
+        membership::add(&self.node, id, addr, !r.is_learner).await?;
+        let members = self.members().await;
+        let member = members.iter().find(|m| m.id == id).cloned();
+        Ok(Response::new(MemberAddResponse {
+            header: Some(self.header()),
+            member,
+            members,
+        }))
     }
 
     async fn member_remove(
         &self,
-        _r: Request<MemberRemoveRequest>,
+        r: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(Status::unimplemented(NOT_YET))
+        let id = r.into_inner().id;
+        membership::remove(&self.node, id).await?;
+        Ok(Response::new(MemberRemoveResponse {
+            header: Some(self.header()),
+            members: self.members().await,
+        }))
     }
 
     async fn member_update(
@@ -139,21 +192,40 @@ impl Cluster for ClusterService {
 
     async fn member_promote(
         &self,
-        _r: Request<MemberPromoteRequest>,
+        r: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(Status::unimplemented(NOT_YET))
+        let id = r.into_inner().id;
+        membership::promote(&self.node, id).await?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: Some(self.header()),
+            members: self.members().await,
+        }))
     }
 
     async fn member_list(
         &self,
         _r: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let m = self.node.raft.metrics().borrow_watched().clone();
-        let membership = m.membership_config.membership().clone();
-        let voters: Vec<u64> = membership.voter_ids().collect();
+        Ok(Response::new(MemberListResponse {
+            header: Some(self.header()),
+            members: self.members().await,
+        }))
+    }
+}
+
+impl ClusterService {
+    fn header(&self) -> ResponseHeader {
+        self.node
+            .header(DEFAULT_SHARD, self.node.shard(DEFAULT_SHARD).hub.revision())
+    }
+
+    /// Every member (a learner in any shard is reported as a learner), with the client
+    /// address each running member reports.
+    async fn members(&self) -> Vec<Member> {
         let mut members = Vec::new();
-        for (id, info) in membership.nodes() {
-            let (client, name) = if *id == self.node.cfg.id {
+        for info in membership::list(&self.node) {
+            let id = info.id;
+            let (client, name) = if id == self.node.cfg.id {
                 (
                     self.node.cfg.client_addr.clone(),
                     self.node.cfg.name.clone(),
@@ -169,12 +241,14 @@ impl Cluster for ClusterService {
                     )
                     .await
                 {
-                    Ok(PeerResponse::Info { client_addr, name }) => (client_addr, name),
+                    Ok(PeerResponse::Info {
+                        client_addr, name, ..
+                    }) => (client_addr, name),
                     _ => (String::new(), String::new()),
                 }
             };
             members.push(Member {
-                id: *id,
+                id,
                 name,
                 peer_ur_ls: vec![format!("http://{}", info.peer_addr)],
                 client_ur_ls: if client.is_empty() {
@@ -182,12 +256,9 @@ impl Cluster for ClusterService {
                 } else {
                     vec![format!("http://{client}")]
                 },
-                is_learner: !voters.contains(id),
+                is_learner: !info.voter,
             });
         }
-        Ok(Response::new(MemberListResponse {
-            header: Some(self.node.header(self.node.hub.revision())),
-            members,
-        }))
+        members
     }
 }

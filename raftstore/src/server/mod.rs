@@ -5,6 +5,7 @@
 mod kv;
 mod lease;
 mod maintenance;
+pub mod status;
 mod watch;
 
 use std::future::Future;
@@ -101,6 +102,18 @@ impl Peer for PeerService {
         req: Request<tonic::Streaming<PeerFrame>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         use futures::StreamExt;
+        let shard: crate::shard::ShardId = req
+            .metadata()
+            .get(crate::network::grpc::SHARD_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::shard::DEFAULT_SHARD);
+        let Some(replica) = self.node.shards.get(shard as usize) else {
+            return Err(Status::not_found(format!(
+                "no shard {shard} here (members must share one shard map)"
+            )));
+        };
+        let raft = replica.raft.clone();
         // Decode until the first bad frame or transport error; that ends the stream.
         let requests = req.into_inner().scan((), |_, frame| {
             let req = frame.ok().and_then(|f| {
@@ -109,7 +122,7 @@ impl Peer for PeerService {
             });
             futures::future::ready(req)
         });
-        let answers = self.node.raft.stream_append(requests).map(|r| {
+        let answers = raft.stream_append(requests).map(|r| {
             let reply: crate::network::StreamAppendReply = r.map_err(|fatal| fatal.to_string());
             encode(&reply)
                 .map(|payload| PeerFrame { payload })
@@ -120,13 +133,23 @@ impl Peer for PeerService {
 }
 
 fn update_gauges(node: &StoreNode) {
-    let m = node.raft.metrics().borrow_watched().clone();
-    metrics::gauge!("navarch_store_raft_term").set(m.current_term as f64);
-    metrics::gauge!("navarch_store_is_leader").set(if node.is_leader() { 1.0 } else { 0.0 });
-    metrics::gauge!("navarch_store_applied_index")
-        .set(m.last_applied.as_ref().map_or(0, |l| l.index) as f64);
-    metrics::gauge!("navarch_store_revision").set(node.hub.revision() as f64);
-    let (streams, watchers) = node.hub.counts();
+    let mut streams = 0;
+    let mut watchers = 0;
+    for shard in &node.shards {
+        let m = shard.raft.metrics().borrow_watched().clone();
+        let label = node.cfg.shards.name(shard.id).to_string();
+        metrics::gauge!("navarch_store_raft_term", "shard" => label.clone())
+            .set(m.current_term as f64);
+        metrics::gauge!("navarch_store_is_leader", "shard" => label.clone())
+            .set(if node.is_leader(shard.id) { 1.0 } else { 0.0 });
+        metrics::gauge!("navarch_store_applied_index", "shard" => label.clone())
+            .set(m.last_applied.as_ref().map_or(0, |l| l.index) as f64);
+        metrics::gauge!("navarch_store_revision", "shard" => label)
+            .set(shard.hub.revision() as f64);
+        let (s, w) = shard.hub.counts();
+        streams += s;
+        watchers += w;
+    }
     metrics::gauge!("navarch_store_hub_streams").set(streams as f64);
     metrics::gauge!("navarch_store_hub_watchers").set(watchers as f64);
     metrics::gauge!("navarch_store_db_size_bytes").set(node.engine.approximate_size() as f64);
@@ -173,11 +196,9 @@ pub async fn serve(
             "/health",
             axum::routing::get(move || {
                 let ok = health_node
-                    .raft
-                    .metrics()
-                    .borrow_watched()
-                    .current_leader
-                    .is_some();
+                    .shards
+                    .iter()
+                    .all(|s| s.raft.metrics().borrow_watched().current_leader.is_some());
                 async move {
                     if ok {
                         (axum::http::StatusCode::OK, r#"{"health":"true"}"#)
@@ -191,6 +212,73 @@ pub async fn serve(
             }),
         );
 
+    let status_node = node.clone();
+    let http = http.route(
+        "/shards",
+        axum::routing::get(move || {
+            let body = crate::server::status::shards_json(&status_node);
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }),
+    );
+    let transfer_node = node.clone();
+    let drain_node = node.clone();
+    let http = http
+        .route(
+            "/shards/transfer",
+            axum::routing::post(move |uri: axum::http::Uri| {
+                let node = transfer_node.clone();
+                async move { admin_reply(status::transfer(&node, uri.query().unwrap_or("")).await) }
+            }),
+        )
+        .route(
+            "/drain",
+            axum::routing::post(move |uri: axum::http::Uri| {
+                let node = drain_node.clone();
+                async move { admin_reply(status::drain(&node, uri.query().unwrap_or(""))) }
+            }),
+        );
+    let fault_node = node.clone();
+    let http = http.route(
+        "/fault/partition",
+        axum::routing::post(move |uri: axum::http::Uri| {
+            let node = fault_node.clone();
+            async move { admin_reply(status::partition(&node, uri.query().unwrap_or(""))) }
+        }),
+    );
+    let members_node = node.clone();
+    let change_node = node.clone();
+    let http = http
+        .route(
+            "/members",
+            axum::routing::get(move || {
+                let body = status::members_json(&members_node);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .route(
+            "/members/{op}",
+            axum::routing::post(
+                move |axum::extract::Path(op): axum::extract::Path<String>,
+                      uri: axum::http::Uri| {
+                    let node = change_node.clone();
+                    async move {
+                        admin_reply(
+                            status::member_change(&node, &op, uri.query().unwrap_or("")).await,
+                        )
+                    }
+                },
+            ),
+        );
     let gauges_node = node.clone();
     let gauges_stop = token.clone();
     tokio::spawn(async move {
@@ -274,6 +362,17 @@ pub async fn serve(
     a.map_err(|e| StoreError::Internal(format!("peer server: {e}")))?;
     b.map_err(|e| StoreError::Internal(format!("client server: {e}")))?;
     Ok(())
+}
+
+fn admin_reply(r: Result<String, (u16, String)>) -> (axum::http::StatusCode, String) {
+    match r {
+        Ok(body) => (axum::http::StatusCode::OK, body),
+        Err((code, msg)) => (
+            axum::http::StatusCode::from_u16(code)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            msg,
+        ),
+    }
 }
 
 /// Binds a listener, with a clear error naming the address.

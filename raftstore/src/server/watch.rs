@@ -1,5 +1,9 @@
 //! etcd `Watch` service: one task per gRPC stream multiplexes its watchers.
 //!
+//! Each watcher belongs to the one shard that owns its range (a range spanning shards is
+//! refused). The stream subscribes to the watch hub of every shard it has watchers in; the
+//! subscriptions' channels are merged, and revisions are per shard.
+//!
 //! ```text
 //! create(start_rev) ─► hub.add_watcher → R ─► replay [start_rev, R] from RocksDB
 //!                                          └─► live revisions > R from the hub channel
@@ -13,7 +17,8 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::stream::SelectAll;
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -27,7 +32,8 @@ use crate::proto::etcdserverpb::{
     watch_create_request::FilterType, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
-use crate::watch::{RevisionEvents, Subscription};
+use crate::shard::{ShardId, DEFAULT_SHARD};
+use crate::watch::RevisionEvents;
 
 /// Events per replay response (a revision is never split, so a response may hold more).
 const REPLAY_BATCH: usize = 1000;
@@ -73,6 +79,7 @@ impl Watch for WatchService {
 }
 
 struct Watcher {
+    shard: ShardId,
     range: KeyRange,
     /// Revisions below this are not delivered (already replayed, or before the start).
     next_rev: i64,
@@ -93,32 +100,77 @@ enum StreamEnd {
     Inbound(#[from] Status),
 }
 
+/// What the merged hub subscriptions yield.
+enum Live {
+    /// A revision of a shard.
+    Rev(ShardId, RevisionEvents),
+    /// The hub of the shard dropped subscription `sub` (or shut down).
+    Ended(ShardId, u64),
+}
+
+/// One shard's subscription as a stream (`Sync`, so the stream task can be spawned).
+type LiveStream = Pin<Box<dyn Stream<Item = Live> + Send + Sync>>;
+
+/// One shard's hub subscription of this stream.
+struct ShardSub {
+    id: u64,
+    lagged: Arc<std::sync::atomic::AtomicBool>,
+}
+
 struct StreamTask {
     node: Arc<StoreNode>,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
-    sub: Subscription,
+    subs: HashMap<ShardId, ShardSub>,
+    live: SelectAll<LiveStream>,
     watchers: HashMap<i64, Watcher>,
     next_id: i64,
 }
 
 impl StreamTask {
     fn new(node: Arc<StoreNode>, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
-        let sub = node.hub.subscribe();
         Self {
             node,
             out,
-            sub,
+            subs: HashMap::new(),
+            live: SelectAll::new(),
             watchers: HashMap::new(),
             next_id: 0,
         }
     }
 
-    fn close(&self) {
-        self.node.hub.unsubscribe(self.sub.id);
+    /// The stream's subscription to `shard`'s hub, subscribing on first use.
+    fn subscribe(&mut self, shard: ShardId) -> u64 {
+        if let Some(s) = self.subs.get(&shard) {
+            return s.id;
+        }
+        let sub = self.node.shard(shard).hub.subscribe();
+        let id = sub.id;
+        let revs = ReceiverStream::new(sub.rx)
+            .map(move |r| Live::Rev(shard, r))
+            .chain(futures::stream::once(async move { Live::Ended(shard, id) }));
+        self.live.push(Box::pin(revs));
+        self.subs.insert(
+            shard,
+            ShardSub {
+                id,
+                lagged: sub.lagged,
+            },
+        );
+        id
     }
 
-    async fn send(&self, mut r: WatchResponse, rev: i64) -> Result<(), StreamEnd> {
-        r.header = Some(self.node.header(rev));
+    fn revision(&self, shard: ShardId) -> i64 {
+        self.node.shard(shard).hub.revision()
+    }
+
+    fn close(&self) {
+        for (shard, sub) in &self.subs {
+            self.node.shard(*shard).hub.unsubscribe(sub.id);
+        }
+    }
+
+    async fn send(&self, shard: ShardId, mut r: WatchResponse, rev: i64) -> Result<(), StreamEnd> {
+        r.header = Some(self.node.header(shard, rev));
         self.out
             .send(Ok(r))
             .await
@@ -132,9 +184,9 @@ impl StreamTask {
             tokio::select! {
                 biased;
                 _ = self.node.shutdown.cancelled() => return Ok(()),
-                msg = self.sub.rx.recv() => match msg {
-                    Some(first) => self.deliver_live(first).await?,
-                    None => self.on_lagged().await?,
+                Some(msg) = self.live.next(), if !self.live.is_empty() => match msg {
+                    Live::Rev(shard, first) => self.deliver_live(shard, first).await?,
+                    Live::Ended(shard, sub) => self.on_lagged(shard, sub).await?,
                 },
                 req = inbound.message() => match req? {
                     Some(r) => self.on_request(r).await?,
@@ -149,11 +201,16 @@ impl StreamTask {
         match req.request_union {
             Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
             Some(RequestUnion::CancelRequest(c)) => {
-                let known = self.watchers.remove(&c.watch_id).is_some();
-                self.node.hub.remove_watcher(self.sub.id, c.watch_id);
-                if known {
-                    let rev = self.node.hub.revision();
+                if let Some(w) = self.watchers.remove(&c.watch_id) {
+                    if let Some(sub) = self.subs.get(&w.shard) {
+                        self.node
+                            .shard(w.shard)
+                            .hub
+                            .remove_watcher(sub.id, c.watch_id);
+                    }
+                    let rev = self.revision(w.shard);
                     self.send(
+                        w.shard,
                         WatchResponse {
                             watch_id: c.watch_id,
                             canceled: true,
@@ -165,23 +222,51 @@ impl StreamTask {
                 }
                 Ok(())
             }
-            Some(RequestUnion::ProgressRequest(_)) => {
-                let rev = self.flush_to_now().await?;
-                self.send(
+            Some(RequestUnion::ProgressRequest(_)) => self.on_progress_request().await,
+            None => Ok(()),
+        }
+    }
+
+    /// etcd answers a progress request with one response (watch id -1) at the current
+    /// revision. Revisions are per shard, so that holds when every watcher of the stream is in
+    /// one shard; otherwise each watcher gets its own progress response at its shard's revision.
+    async fn on_progress_request(&mut self) -> Result<(), StreamEnd> {
+        self.flush_to_now().await?;
+        let shards: std::collections::BTreeSet<ShardId> =
+            self.watchers.values().map(|w| w.shard).collect();
+        if shards.len() <= 1 {
+            let shard = shards.into_iter().next().unwrap_or(DEFAULT_SHARD);
+            let rev = self.revision(shard);
+            return self
+                .send(
+                    shard,
                     WatchResponse {
                         watch_id: NO_WATCH_ID,
                         ..Default::default()
                     },
                     rev,
                 )
-                .await
-            }
-            None => Ok(()),
+                .await;
         }
+        let targets: Vec<(i64, ShardId)> =
+            self.watchers.iter().map(|(id, w)| (*id, w.shard)).collect();
+        for (id, shard) in targets {
+            let rev = self.revision(shard);
+            self.send(
+                shard,
+                WatchResponse {
+                    watch_id: id,
+                    ..Default::default()
+                },
+                rev,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn create(&mut self, c: WatchCreateRequest) -> Result<(), StreamEnd> {
-        let cur = self.node.hub.revision();
+        let cur = self.revision(DEFAULT_SHARD);
         let reject = |watch_id: i64, reason: String| WatchResponse {
             watch_id,
             created: true,
@@ -191,19 +276,37 @@ impl StreamTask {
         };
         if c.key.is_empty() && c.range_end.is_empty() {
             return self
-                .send(reject(-1, StoreError::EmptyKey.to_string()), cur)
+                .send(
+                    DEFAULT_SHARD,
+                    reject(-1, StoreError::EmptyKey.to_string()),
+                    cur,
+                )
                 .await;
         }
         let range = KeyRange::new(&c.key, &c.range_end);
         if range.is_inverted() {
             return self
-                .send(reject(-1, StoreError::InvertedRange.to_string()), cur)
+                .send(
+                    DEFAULT_SHARD,
+                    reject(-1, StoreError::InvertedRange.to_string()),
+                    cur,
+                )
                 .await;
         }
+        let shard = match self.node.route(&c.key, &c.range_end) {
+            Ok(s) => s,
+            Err(e) => {
+                return self
+                    .send(DEFAULT_SHARD, reject(-1, e.to_string()), cur)
+                    .await
+            }
+        };
+        let cur = self.revision(shard);
         let id = if c.watch_id != 0 {
             if self.watchers.contains_key(&c.watch_id) {
                 return self
                     .send(
+                        shard,
                         reject(
                             c.watch_id,
                             "mvcc: duplicate watch ID provided on the WatchStream".into(),
@@ -219,9 +322,10 @@ impl StreamTask {
             }
             self.next_id
         };
-        let compact = self.node.reader().compact_revision()?;
+        let compact = self.node.reader(shard).compact_revision()?;
         if c.start_revision > 0 && c.start_revision < compact {
             self.send(
+                shard,
                 WatchResponse {
                     watch_id: id,
                     created: true,
@@ -232,6 +336,7 @@ impl StreamTask {
             .await?;
             return self
                 .send(
+                    shard,
                     WatchResponse {
                         watch_id: id,
                         canceled: true,
@@ -246,10 +351,17 @@ impl StreamTask {
                 )
                 .await;
         }
-        let Some(upto) = self.node.hub.add_watcher(self.sub.id, id, range.clone()) else {
+        let sub = self.subscribe(shard);
+        let Some(upto) = self
+            .node
+            .shard(shard)
+            .hub
+            .add_watcher(sub, id, range.clone())
+        else {
             // The subscription just lagged; it is renewed on the next loop turn.
             return self
                 .send(
+                    shard,
                     reject(id, "watch stream is resubscribing; retry".into()),
                     cur,
                 )
@@ -261,6 +373,7 @@ impl StreamTask {
             .filter_map(|f| FilterType::try_from(*f).ok())
             .collect();
         let mut w = Watcher {
+            shard,
             range,
             next_rev: upto + 1,
             prev_kv: c.prev_kv,
@@ -270,6 +383,7 @@ impl StreamTask {
             sent_since_tick: false,
         };
         self.send(
+            shard,
             WatchResponse {
                 watch_id: id,
                 created: true,
@@ -294,9 +408,10 @@ impl StreamTask {
         let node = self.node.clone();
         let range = w.range.clone();
         let want_prev = w.prev_kv;
+        let shard = w.shard;
         let revs = tokio::task::spawn_blocking(
             move || -> Result<BTreeMap<i64, Vec<Event>>, StoreError> {
-                let reader = node.reader();
+                let reader = node.reader(shard);
                 let mut revs: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
                 reader.scan_changes(from, to, |rev, _sub, key| {
                     if !range.contains(&key) {
@@ -341,19 +456,26 @@ impl StreamTask {
             batch.extend(events);
             last = rev;
             if batch.len() >= REPLAY_BATCH {
-                self.send_events(id, std::mem::take(&mut batch), last)
+                self.send_events(shard, id, std::mem::take(&mut batch), last)
                     .await?;
             }
         }
         if !batch.is_empty() {
-            self.send_events(id, batch, last).await?;
+            self.send_events(shard, id, batch, last).await?;
         }
         Ok(())
     }
 
-    async fn send_events(&self, id: i64, events: Vec<Event>, rev: i64) -> Result<(), StreamEnd> {
+    async fn send_events(
+        &self,
+        shard: ShardId,
+        id: i64,
+        events: Vec<Event>,
+        rev: i64,
+    ) -> Result<(), StreamEnd> {
         metrics::counter!("navarch_store_watch_events_sent_total").increment(events.len() as u64);
         self.send(
+            shard,
             WatchResponse {
                 watch_id: id,
                 events,
@@ -365,22 +487,35 @@ impl StreamTask {
     }
 
     /// Delivers `first` and whatever else is queued, one response per watcher.
-    async fn deliver_live(&mut self, first: RevisionEvents) -> Result<(), StreamEnd> {
-        let mut revs = vec![first];
+    async fn deliver_live(
+        &mut self,
+        shard: ShardId,
+        first: RevisionEvents,
+    ) -> Result<(), StreamEnd> {
+        let mut revs = vec![(shard, first)];
+        let mut ended = Vec::new();
         while revs.len() < 64 {
-            match self.sub.rx.try_recv() {
-                Ok(r) => revs.push(r),
-                Err(_) => break,
+            match self.live.next().now_or_never() {
+                Some(Some(Live::Rev(s, r))) => revs.push((s, r)),
+                Some(Some(Live::Ended(s, sub))) => {
+                    ended.push((s, sub));
+                    break;
+                }
+                _ => break,
             }
         }
-        self.deliver(revs).await
+        self.deliver(revs).await?;
+        for (s, sub) in ended {
+            self.on_lagged(s, sub).await?;
+        }
+        Ok(())
     }
 
-    async fn deliver(&mut self, revs: Vec<RevisionEvents>) -> Result<(), StreamEnd> {
-        let mut out: BTreeMap<i64, (Vec<Event>, i64)> = BTreeMap::new();
-        for r in &revs {
+    async fn deliver(&mut self, revs: Vec<(ShardId, RevisionEvents)>) -> Result<(), StreamEnd> {
+        let mut out: BTreeMap<i64, (ShardId, Vec<Event>, i64)> = BTreeMap::new();
+        for (shard, r) in &revs {
             for (id, w) in &self.watchers {
-                if r.rev < w.next_rev {
+                if w.shard != *shard || r.rev < w.next_rev {
                     continue;
                 }
                 let evs: Vec<Event> = r
@@ -390,53 +525,74 @@ impl StreamTask {
                     .filter_map(|e| w.shape(e.clone()))
                     .collect();
                 if !evs.is_empty() {
-                    let slot = out.entry(*id).or_default();
-                    slot.0.extend(evs);
-                    slot.1 = r.rev;
+                    let slot = out.entry(*id).or_insert((*shard, Vec::new(), 0));
+                    slot.1.extend(evs);
+                    slot.2 = r.rev;
                 }
             }
         }
-        for (id, (events, rev)) in out {
+        for (id, (shard, events, rev)) in out {
             if let Some(w) = self.watchers.get_mut(&id) {
                 w.sent_since_tick = true;
                 w.next_rev = rev + 1;
             }
-            self.send_events(id, events, rev).await?;
+            self.send_events(shard, id, events, rev).await?;
         }
         Ok(())
     }
 
-    /// Delivers every queued revision; returns a revision R such that all events ≤ R are sent.
-    async fn flush_to_now(&mut self) -> Result<i64, StreamEnd> {
-        let rev = self.node.hub.revision();
+    /// Delivers every queued revision; returns each shard's revision R (read before draining)
+    /// such that all of the shard's events ≤ R are sent.
+    async fn flush_to_now(&mut self) -> Result<HashMap<ShardId, i64>, StreamEnd> {
+        let revs_now: HashMap<ShardId, i64> = self
+            .node
+            .shards
+            .iter()
+            .map(|s| (s.id, s.hub.revision()))
+            .collect();
         let mut revs = Vec::new();
-        while let Ok(r) = self.sub.rx.try_recv() {
-            revs.push(r);
+        let mut ended = Vec::new();
+        while let Some(Some(item)) = self.live.next().now_or_never() {
+            match item {
+                Live::Rev(s, r) => revs.push((s, r)),
+                Live::Ended(s, sub) => ended.push((s, sub)),
+            }
         }
         if !revs.is_empty() {
             self.deliver(revs).await?;
         }
-        if self.sub.lagged.load(Ordering::SeqCst) {
-            self.on_lagged().await?;
+        for (s, sub) in ended {
+            self.on_lagged(s, sub).await?;
         }
-        Ok(rev)
+        let lagged: Vec<(ShardId, u64)> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.lagged.load(Ordering::SeqCst))
+            .map(|(shard, s)| (*shard, s.id))
+            .collect();
+        for (s, sub) in lagged {
+            self.on_lagged(s, sub).await?;
+        }
+        Ok(revs_now)
     }
 
     async fn on_tick(&mut self) -> Result<(), StreamEnd> {
         if !self.watchers.values().any(|w| w.progress_notify) {
             return Ok(());
         }
-        let rev = self.flush_to_now().await?;
-        let due: Vec<i64> = self
+        let revs = self.flush_to_now().await?;
+        let due: Vec<(i64, ShardId)> = self
             .watchers
             .iter_mut()
             .filter(|(_, w)| w.progress_notify)
             .filter_map(|(id, w)| {
-                (!std::mem::replace(&mut w.sent_since_tick, false)).then_some(*id)
+                (!std::mem::replace(&mut w.sent_since_tick, false)).then_some((*id, w.shard))
             })
             .collect();
-        for id in due {
+        for (id, shard) in due {
+            let rev = revs.get(&shard).copied().unwrap_or(0);
             self.send(
+                shard,
                 WatchResponse {
                     watch_id: id,
                     ..Default::default()
@@ -448,19 +604,37 @@ impl StreamTask {
         Ok(())
     }
 
-    /// The hub dropped this stream (too slow, or storage replaced by a snapshot): cancel every
-    /// watcher, telling the client where to resume, and subscribe afresh.
-    async fn on_lagged(&mut self) -> Result<(), StreamEnd> {
-        if !self.sub.lagged.load(Ordering::SeqCst) {
+    /// The hub of `shard` dropped subscription `sub` (too slow, or storage replaced by a
+    /// snapshot): cancel the shard's watchers, telling the client where to resume; the next
+    /// watcher in that shard subscribes afresh. An end of a subscription already replaced is
+    /// ignored; an end without lag means the node is stopping.
+    async fn on_lagged(&mut self, shard: ShardId, sub: u64) -> Result<(), StreamEnd> {
+        let Some(current) = self.subs.get(&shard) else {
+            return Ok(());
+        };
+        if current.id != sub {
+            return Ok(());
+        }
+        if !current.lagged.load(Ordering::SeqCst) {
             return Err(StreamEnd::Store(StoreError::Stopped));
         }
-        let watchers = std::mem::take(&mut self.watchers);
-        self.sub = self.node.hub.subscribe();
+        self.subs.remove(&shard);
+        let ids: Vec<i64> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.shard == shard)
+            .map(|(id, _)| *id)
+            .collect();
+        let watchers: Vec<(i64, Watcher)> = ids
+            .into_iter()
+            .filter_map(|id| self.watchers.remove(&id).map(|w| (id, w)))
+            .collect();
         metrics::counter!("navarch_store_watchers_cancelled_slow_total")
             .increment(watchers.len() as u64);
-        let rev = self.node.hub.revision();
+        let rev = self.revision(shard);
         for (id, w) in watchers {
             self.send(
+                shard,
                 WatchResponse {
                     watch_id: id,
                     canceled: true,

@@ -64,6 +64,26 @@ pub struct StoreProc {
 }
 
 impl StoreProc {
+    /// Starts a member with explicit `store` flags (e.g. one joining a running cluster).
+    pub fn start_with(
+        id: u64,
+        data_dir: PathBuf,
+        client_addr: String,
+        peer_addr: String,
+        args: Vec<String>,
+    ) -> Self {
+        let mut p = StoreProc {
+            id,
+            client_addr,
+            peer_addr,
+            data_dir,
+            args,
+            child: None,
+        };
+        p.spawn();
+        p
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -407,12 +427,21 @@ pub fn etcdctl_bin() -> &'static str {
 
 /// A plain HTTP/1.1 GET on loopback (for /metrics and /health); returns (status, body).
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path)
+}
+
+/// A plain HTTP/1.1 POST without a body (the store's admin endpoints); returns (status, body).
+pub fn http_post(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "POST", path)
+}
+
+fn http_request(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
