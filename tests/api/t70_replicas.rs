@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::http::{self, WatchStream};
-use crate::support::TestCluster;
+use crate::support::{python, TestCluster};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
@@ -120,6 +120,14 @@ fn watch_resumes_on_another_replica_after_a_kill() {
     let watch_addr = c.apiservers[0].addr.clone();
     let resume_addr = c.apiservers[1].addr.clone();
     let writer_addr = c.apiservers[2].addr.clone();
+    // A namespace of its own, created through the writer: no replica has served it before.
+    const CMS: &str = "/api/v1/namespaces/failover/configmaps";
+    let r = http::post_json(
+        &writer_addr,
+        "/api/v1/namespaces",
+        &json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"failover"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
 
     let list = http::get(&watch_addr, CMS).json();
     let start_rv = rv_of(&list);
@@ -132,9 +140,14 @@ fn watch_resumes_on_another_replica_after_a_kill() {
     assert_eq!(w.status, 200, "watch: {}", w.rest_text());
 
     // A writer through replica 2: N writes, alternately creating and updating objects.
+    // The second half of the writes only once replica 0 is dead: replica 1 must deliver them.
+    let (killed_tx, killed_rx) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         let mut rvs = Vec::new();
         for seq in 0..N {
+            if seq == N / 2 {
+                let _ = killed_rx.recv_timeout(Duration::from_secs(60));
+            }
             let name = format!("w-{}", seq % 10);
             let r = if seq < 10 {
                 http::post_json(&writer_addr, CMS, &cm(&name, seq))
@@ -174,6 +187,7 @@ fn watch_resumes_on_another_replica_after_a_kill() {
         c.logs()
     );
     c.apiservers[0].kill9();
+    killed_tx.send(()).expect("writer alive");
     // Whatever was still buffered in the socket is part of what the client saw.
     events.extend(read_events(&mut w, Duration::from_secs(2), |_| false));
     drop(w);
@@ -194,6 +208,7 @@ fn watch_resumes_on_another_replica_after_a_kill() {
     assert_eq!(w.status, 200, "resume: {}", w.rest_text());
     let rvs = writer.join().expect("writer");
     let final_rv = *rvs.last().expect("writes");
+    let before_resume = events.len();
     events.extend(read_events(&mut w, Duration::from_secs(30), |ev| {
         ev["type"] != "BOOKMARK"
             && ev["object"]["metadata"]["resourceVersion"]
@@ -202,6 +217,16 @@ fn watch_resumes_on_another_replica_after_a_kill() {
                 .is_some_and(|rv| rv >= final_rv)
     }));
 
+    let resumed = events[before_resume..]
+        .iter()
+        .filter(|e| e["type"] != "BOOKMARK")
+        .count() as u64;
+    assert!(
+        resumed >= N / 2,
+        "replica 1 delivered only {resumed} events after the failover (the second half of the \
+         writes happened after the kill): {:?}",
+        &events[before_resume..]
+    );
     // Exactly the N writes, in order, each once, with the writer's resourceVersions.
     let changes: Vec<&Value> = events.iter().filter(|e| e["type"] != "BOOKMARK").collect();
     let seqs: Vec<u64> = changes.iter().filter_map(|e| seq_of(e)).collect();
@@ -263,4 +288,75 @@ fn kubectl_watch_survives_on_another_replica() {
     w.wait_line(Duration::from_secs(30), "configmap/after", |l| {
         l.trim() == "configmap/after"
     });
+}
+
+#[test]
+fn python_watch_fails_over_to_another_replica() {
+    // failover.py watches through replica 0 and writes through replica 1; when it says so, the
+    // test kills replica 0 and the script resumes on replica 1 from its last resourceVersion.
+    let mut c = TestCluster::with_replicas(2);
+    let kc1 = c.kubeconfigs[1].display().to_string();
+    let mut p = python::spawn("failover.py", &c.kubeconfigs[0], &["--kubeconfig-b", &kc1]);
+    p.wait_line(Duration::from_secs(60), "KILL-ME from failover.py", |l| {
+        l.trim() == "KILL-ME"
+    });
+    c.apiservers[0].kill9();
+    let r = p.wait_exit(Duration::from_secs(120));
+    assert!(
+        r.success() && r.stdout.contains("OK"),
+        "python failover.py\n{}\n{}",
+        r.describe(),
+        c.logs()
+    );
+}
+
+#[test]
+fn any_replica_serves_a_watch_from_a_resource_version_after_its_start() {
+    // Both replicas run before the writes; neither has listed or watched the namespace yet. A
+    // watch from the first write's resourceVersion must deliver the later writes, on either.
+    let c = TestCluster::with_replicas(2);
+    let (a, b) = (&c.apiservers[0].addr, &c.apiservers[1].addr);
+    let ns = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fresh"}});
+    assert_eq!(http::post_json(b, "/api/v1/namespaces", &ns).status, 201);
+    let path = "/api/v1/namespaces/fresh/configmaps";
+    let mut rvs = Vec::new();
+    for (i, via) in [a, a, b].into_iter().enumerate() {
+        let r = http::post_json(via, path, &cm(&format!("c{i}"), i as u64));
+        assert_eq!(r.status, 201, "{}", r.describe());
+        rvs.push(rv_of(&r.json()));
+    }
+    for (name, addr) in [("a", a), ("b", b)] {
+        let mut w = WatchStream::open(
+            addr,
+            &format!("{path}?watch=true&resourceVersion={}", rvs[0]),
+            "application/json",
+        )
+        .expect("open watch");
+        assert_eq!(w.status, 200, "replica {name}: {}", w.rest_text());
+        let events = read_events(&mut w, Duration::from_secs(10), |ev| {
+            ev["object"]["metadata"]["name"] == "c2"
+        });
+        let got: Vec<(String, String)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("?").to_string(),
+                    e["object"]["metadata"]["name"]
+                        .as_str()
+                        .or(e["object"]["message"].as_str())
+                        .unwrap_or("?")
+                        .to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ADDED".to_string(), "c1".to_string()),
+                ("ADDED".to_string(), "c2".to_string())
+            ],
+            "replica {name}: watch from rv {} (writes at {rvs:?})",
+            rvs[0]
+        );
+    }
 }

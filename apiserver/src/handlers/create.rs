@@ -166,7 +166,12 @@ pub async fn create_object(
     } else {
         Vec::new()
     };
-    match req.state.storage.create(&key, objects::to_stored(&obj)).await {
+    match req
+        .state
+        .storage
+        .create(&key, objects::to_stored(&obj))
+        .await
+    {
         Ok(stored) => objects::from_stored(info, &stored),
         Err(e) => {
             super::services::release_keys(&req.state, &held).await;

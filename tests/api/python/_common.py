@@ -2,6 +2,7 @@
 exit non-zero with a clear message, and a watch collector running in a thread."""
 
 import argparse
+import os
 import queue
 import sys
 import threading
@@ -13,9 +14,11 @@ from kubernetes.client.rest import ApiException
 
 
 def fail(msg):
-    """Print msg to stderr and exit 1."""
+    """Print msg to stderr and exit 1 (at once: watch threads may still be blocked)."""
     print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def expect(cond, msg):
@@ -70,6 +73,11 @@ def run(main):
         traceback.print_exc()
         fail(f"unexpected {type(e).__name__}: {e}")
     print("OK")
+    # Leave without waiting on watch or writer threads still blocked in the network (daemon
+    # threads at interpreter shutdown can abort the process).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class Watcher:

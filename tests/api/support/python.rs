@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::process::{self, Run};
+use super::process::{self, Run, Streaming};
 
 /// Deadline of one script.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,6 +34,15 @@ pub fn script(name: &str) -> PathBuf {
 
 /// Runs `python3 tests/api/python/NAME --kubeconfig KUBECONFIG ARGS…`.
 pub fn run(name: &str, kubeconfig: &std::path::Path, args: &[&str]) -> Run {
+    process::run(command(name, kubeconfig, args), None, SCRIPT_TIMEOUT)
+}
+
+/// Starts the script and streams its stdout (for scripts that ask the test to act mid-run).
+pub fn spawn(name: &str, kubeconfig: &std::path::Path, args: &[&str]) -> Streaming {
+    Streaming::spawn(command(name, kubeconfig, args))
+}
+
+fn command(name: &str, kubeconfig: &std::path::Path, args: &[&str]) -> Command {
     require_client();
     let mut cmd = Command::new("python3");
     cmd.arg("-u")
@@ -44,5 +53,5 @@ pub fn run(name: &str, kubeconfig: &std::path::Path, args: &[&str]) -> Run {
         .env_remove("KUBECONFIG")
         // No __pycache__ in the source tree.
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    process::run(cmd, None, SCRIPT_TIMEOUT)
+    cmd
 }
