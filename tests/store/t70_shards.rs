@@ -202,7 +202,7 @@ async fn watch_first(cl: &Client, prefix: &str, rev: i64) -> WatchResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shard_leaders_spread_move_on_request_and_leave_a_draining_member() {
-    let c = Cluster::start(3, &[]);
+    let mut c = Cluster::start(3, &[]);
     for n in &c.nodes {
         Client::connect_eventually(&n.client_addr).await;
     }
@@ -270,6 +270,14 @@ async fn shard_leaders_spread_move_on_request_and_leave_a_draining_member() {
     cl.put("/registry/pods/ns/after-drain", "v").await.unwrap();
     let (v, _, _) = cl.get("/registry/pods/ns/after-drain").await.unwrap();
     assert_eq!(v.as_deref(), Some("v"));
+
+    // SIGTERM stops every member of a running cluster cleanly, open replication and watch
+    // streams included (terminate() fails after 20 s).
+    let _watch = watch_first(&cl, "/registry/pods/", 1).await;
+    for n in c.nodes.iter_mut() {
+        let status = n.terminate();
+        assert!(status.success(), "member {} exited with {status:?}", n.id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,11 +358,29 @@ pub async fn serve(
         peer_transport = node.transport.name(),
         "store serving"
     );
-    let (a, b, ()) = tokio::join!(peer_server, client_server, quic_server);
+    let servers = async { tokio::join!(peer_server, client_server, quic_server) };
+    tokio::pin!(servers);
+    // Graceful shutdown waits for open streams, but peers' replication streams and clients'
+    // watch streams only end when this node's Raft stops, which happens after `serve`
+    // returns: bound the wait so SIGTERM always completes.
+    let grace = async {
+        token.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let (a, b, ()) = tokio::select! {
+        r = &mut servers => r,
+        _ = grace => {
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "closing the streams still open at shutdown");
+            return Ok(());
+        }
+    };
     a.map_err(|e| StoreError::Internal(format!("peer server: {e}")))?;
     b.map_err(|e| StoreError::Internal(format!("client server: {e}")))?;
     Ok(())
 }
+
+/// How long a stopping node waits for open streams before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn admin_reply(r: Result<String, (u16, String)>) -> (axum::http::StatusCode, String) {
     match r {
