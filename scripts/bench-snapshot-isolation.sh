@@ -46,11 +46,11 @@ kill -TERM "${PIDS[3]}"; wait "${PIDS[3]}" 2>/dev/null || true
 "$NAVARCH" loadtest store --endpoints "$EPS" --clients 64 --conns 8 --op put \
   --value-size "$FILL_BYTES" --keys "$FILL_KEYS" --total "$FILL_KEYS" --warmup 0 \
   --key-prefix /registry/pods/fill/ --label fill >/dev/null
-before=$(curl -s 127.0.0.1:26579/metrics 2>/dev/null | awk '/^navarch_store_snapshots_installed_total/ {print $2}')
+before=$( (curl -s 127.0.0.1:26579/metrics 2>/dev/null || true) | awk '/^navarch_store_snapshots_installed_total/ {print $2}')
 start_node 3
 probe "events puts while member 3 installs a pods snapshot" | tee "$WORK/during.json"
 for _ in $(seq 1 240); do
-  n=$(curl -s 127.0.0.1:26579/metrics 2>/dev/null | awk '/^navarch_store_snapshots_installed_total/ {print $2}')
+  n=$( (curl -s 127.0.0.1:26579/metrics 2>/dev/null || true) | awk '/^navarch_store_snapshots_installed_total/ {print $2}')
   [ -n "$n" ] && [ "${n%.*}" -ge 1 ] && break
   sleep 0.5
 done
