@@ -275,6 +275,9 @@ async fn run_store(cfg: NodeConfig) -> Result<()> {
     let res = server::serve(node.clone(), client, peer, terminated()).await;
     node.shutdown().await;
     tracing::info!("store stopped");
+    if let Some(fatal) = node.fatal.lock().clone() {
+        bail!("store stopped on a fatal error: {fatal}");
+    }
     res.map_err(Into::into)
 }
 

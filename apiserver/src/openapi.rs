@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 /// The v2 protobuf content type kube-openapi answers with.
 pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -146,6 +146,9 @@ pub struct StoreNode {
     pub draining: AtomicBool,
     /// Members known (from their answers to `Info`) to be draining.
     pub peers_draining: parking_lot::Mutex<BTreeSet<NodeId>>,
+    /// Set when a shard's Raft stopped on a fatal error (e.g. its disk is full): the node then
+    /// stops as a whole (fail-stop), so a supervisor restarts it once the cause is fixed.
+    pub fatal: parking_lot::Mutex<Option<String>>,
     /// Snapshot chunks received so far, per shard: (snapshot id, bytes).
     snapshot_inbox: parking_lot::Mutex<BTreeMap<ShardId, (String, Vec<u8>)>>,
 }
@@ -212,8 +215,10 @@ impl StoreNode {
             draining: AtomicBool::new(false),
             peers_draining: Default::default(),
             snapshot_inbox: Default::default(),
+            fatal: Default::default(),
         });
         node.bootstrap().await?;
+        tokio::spawn(watch_fatal(node.clone()));
         tokio::spawn(crate::lease::run_lessor(node.clone(), lease_rx));
         if node.cfg.balance_leaders {
             tokio::spawn(crate::placement::run_balancer(node.clone()));
@@ -623,6 +628,28 @@ impl StoreNode {
             tracing::warn!(error = %e, "final wal sync");
         }
         self.transport.close().await;
+    }
+}
+
+/// Stops the node when any shard's Raft has stopped on a fatal error (storage I/O error such as
+/// a full disk): a member that cannot persist must not keep serving half of its shards.
+async fn watch_fatal(node: Arc<StoreNode>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for shard in &node.shards {
+            let state = shard.raft.metrics().borrow_watched().running_state.clone();
+            if let Err(e) = state {
+                let msg = format!("shard {} stopped: {e}", shard.id);
+                tracing::error!(shard = shard.id, error = %e, "raft stopped on a fatal error; stopping this member (fail-stop)");
+                *node.fatal.lock() = Some(msg);
+                node.shutdown.cancel();
+                return;
+            }
+        }
     }
 }
 

@@ -15,3 +15,4 @@ mod t60_quic;
 mod t70_shards;
 mod t75_membership;
 mod t80_partition;
+mod t85_disk_full;

@@ -168,10 +168,8 @@ fn walk(
                     let p = format!("{path}[{k}]");
                     match child {
                         Value::Number(n) => *child = Value::String(n.to_string()),
-                        Value::String(s) => {
-                            if Quantity::parse(s).is_err() {
-                                bad.push((p, s.clone()));
-                            }
+                        Value::String(s) if Quantity::parse(s).is_err() => {
+                            bad.push((p, s.clone()));
                         }
                         _ => {}
                     }

@@ -236,10 +236,11 @@ async fn run_watch(
             return;
         }
     }
-    if initial_end_bookmark && enc.spec.bookmarks {
-        if tx.send(enc.bookmark(start, true)).await.is_err() {
-            return;
-        }
+    if initial_end_bookmark
+        && enc.spec.bookmarks
+        && tx.send(enc.bookmark(start, true)).await.is_err()
+    {
+        return;
     }
     let mut stream = match stream {
         Ok(s) => s,

@@ -610,7 +610,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
                 let req = PeerRequest::to_shard(
                     self.shard,
                     PeerRequest::SnapshotChunk {
-                        vote: vote.clone(),
+                        vote,
                         meta: meta.clone(),
                         offset,
                         total,

@@ -119,6 +119,13 @@ impl StoreProc {
         }
     }
 
+    /// If the process has exited on its own, reaps it and returns its status.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// kill -9 and reap.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -180,6 +187,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes (1 = a single-node store) with extra flags for every node.
     pub fn start(n: usize, extra: &[&str]) -> Self {
+        Self::start_prepared(n, extra, |_, _| {})
+    }
+
+    /// Like [`Cluster::start`], calling `prepare(member id, data dir)` before each member starts
+    /// (e.g. to mount a small filesystem there).
+    pub fn start_prepared(n: usize, extra: &[&str], prepare: impl Fn(u64, &Path)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial = ports
@@ -192,6 +205,7 @@ impl Cluster {
         for (i, (c, p)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = dir.path().join(format!("node{id}"));
+            prepare(id, &data_dir);
             let mut args = vec![
                 "--data-dir".to_string(),
                 data_dir.display().to_string(),

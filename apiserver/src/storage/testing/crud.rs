@@ -273,7 +273,7 @@ pub async fn concurrent_cas_updates(s: Arc<dyn Storage>, p: String) -> anyhow::R
         .context("counter vanished")?;
     let want = (WRITERS * EACH).to_string();
     ensure!(
-        end.value == Bytes::from(want.clone()),
+        end.value == want.as_bytes(),
         "counter is {:?}, wanted {want}",
         end.value
     );
