@@ -3,12 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use navarch_apiserver::etcdpb::etcdserverpb::{kv_client::KvClient, CompactionRequest};
 use navarch_apiserver::storage::cache::{CacheConfig, CacheStorage};
@@ -18,40 +16,15 @@ use navarch_apiserver::storage::Storage;
 /// Debian's etcd-server binary (etcd 3.4).
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
 
+#[path = "../store/support/mod.rs"]
+#[allow(unused_imports, dead_code)]
+mod store;
+
+pub use store::{eventually, free_port};
+
 /// The `navarch` binary under test.
 fn navarch_bin() -> String {
-    // Cargo sets this for the root package's integration tests.
-    option_env!("CARGO_BIN_EXE_navarch")
-        .map(str::to_string)
-        .or_else(|| std::env::var("NAVARCH_BIN").ok())
-        .expect("the navarch binary (CARGO_BIN_EXE_navarch or NAVARCH_BIN)")
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral loopback port")
-        .port()
-}
-
-/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    store::navarch_bin().to_string()
 }
 
 /// Which store a test runs against.
