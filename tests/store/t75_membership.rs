@@ -92,6 +92,12 @@ async fn a_dead_member_is_replaced_without_client_errors() {
         })
     };
 
+    // The change starts only once the writer is running (it must span the whole change).
+    eventually(Duration::from_secs(30), "the writer running", || {
+        let n = writes.load(Ordering::SeqCst);
+        async move { (n >= 20).then_some(()) }
+    })
+    .await;
     let (ok, out, err) = navarch(&["store", "member", "remove", "--endpoint", &ep, "--id", "3"]);
     assert!(ok, "{out}{err}");
     assert!(!members(&ep).iter().any(|(id, _)| *id == 3));
