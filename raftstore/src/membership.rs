@@ -77,6 +77,8 @@ pub async fn on_leader_request(shard: &Shard, req: PeerRequest) -> PeerResponse 
     }
     let done = |r: std::result::Result<(), String>| match r {
         Ok(()) => PeerResponse::Done,
+        // Leadership moved while the change was in flight: the caller retries on the new leader.
+        Err(e) if e.contains("has to forward request") => PeerResponse::Error(StoreError::NoLeader),
         Err(e) => PeerResponse::Error(StoreError::Membership(e)),
     };
     match req {

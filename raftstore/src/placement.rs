@@ -160,8 +160,21 @@ pub async fn run_balancer(node: Arc<StoreNode>) {
         let Some((shard, to)) = plan_transfer(node.cfg.id, &views(&node), &draining) else {
             continue;
         };
-        tracing::info!(shard, to, "placement: transferring shard leadership");
         let raft = &node.shard(shard).raft;
+        // Only to a member that is replicating right now: handing leadership to a dead or
+        // lagging member would leave the shard leaderless until the next election.
+        let caught_up = {
+            let m = raft.metrics().borrow_watched().clone();
+            let last = m.last_log_index.unwrap_or(0);
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(&to).cloned().flatten())
+                .is_some_and(|l| l.index + 100 >= last)
+        };
+        if !caught_up {
+            continue;
+        }
+        tracing::info!(shard, to, "placement: transferring shard leadership");
         if let Err(e) = raft.trigger().transfer_leader(to).await {
             tracing::warn!(shard, to, error = %e, "leader transfer");
         }
