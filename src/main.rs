@@ -83,6 +83,8 @@ enum Cmd {
 enum LoadtestCmd {
     /// Drive the etcd v3 API of any endpoints (Navarch's store or a real etcd).
     Store(navarch_loadtest::StoreArgs),
+    /// Drive the Kubernetes API: create/get/update/list, watch fan-out, big LIST, memory.
+    Api(navarch_loadtest::ApiArgs),
 }
 
 #[derive(clap::Args)]
@@ -330,6 +332,9 @@ fn main() -> Result<()> {
             }
             Cmd::Loadtest { what: LoadtestCmd::Store(a) } => {
                 navarch_loadtest::run_store(a).await.map(|_| ())
+            }
+            Cmd::Loadtest { what: LoadtestCmd::Api(a) } => {
+                navarch_loadtest::run_api(a).await.map(|_| ())
             }
         }
     })

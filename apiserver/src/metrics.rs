@@ -2,7 +2,9 @@
 //!
 //! Names follow kube-apiserver's where they exist (`apiserver_request_total`,
 //! `apiserver_request_duration_seconds`, `apiserver_registered_watchers`); storage latency
-//! (`apiserver_storage_request_duration_seconds`) is recorded by the storage layer.
+//! (`apiserver_storage_request_duration_seconds`) is recorded by the storage layer. The
+//! Prometheus process collector's `process_*` series (resident memory, CPU seconds, open file
+//! descriptors) are read from `/proc/self` at scrape time.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -87,5 +89,69 @@ impl Drop for WatcherGuard {
     fn drop(&mut self) {
         metrics::gauge!("apiserver_registered_watchers", "resource" => self.resource.clone())
             .decrement(1.0);
+    }
+}
+
+/// The standard `process_*` metrics of this process, read from `/proc/self` (Linux; empty
+/// elsewhere): resident memory, CPU seconds (user + system) and open file descriptors.
+pub fn process_metrics() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    if let Some(kib) = rss_kib {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+             # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            kib * 1024
+        );
+    }
+    // Fields 14 and 15 of /proc/self/stat (after the parenthesised command name) are utime and
+    // stime in clock ticks; Linux reports them in USER_HZ, which is 100 on every architecture.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let ticks = stat.rsplit_once(") ").map(|(_, rest)| {
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        field(11) + field(12)
+    });
+    if let Some(ticks) = ticks {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+             # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+            ticks as f64 / 100.0
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Number of open file descriptors.\n\
+             # TYPE process_open_fds gauge\nprocess_open_fds {}",
+            fds.count()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_metrics_are_read_from_proc() {
+        let text = super::process_metrics();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} missing in {text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(value("process_resident_memory_bytes") > 1e6);
+        assert!(value("process_open_fds") >= 3.0);
+        let cpu = value("process_cpu_seconds_total");
+        assert!((0.0..1e6).contains(&cpu), "cpu seconds {cpu}");
     }
 }

@@ -90,9 +90,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {
+    let mut body = state.metrics.render();
+    body.push_str(&crate::metrics::process_metrics());
     json_bytes(
         StatusCode::OK,
-        state.metrics.render().into_bytes(),
+        body.into_bytes(),
         "text/plain; version=0.0.4",
     )
 }

@@ -17,7 +17,7 @@ use navarch_apiserver::storage::Storage;
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
 
 #[path = "../store/support/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod store;
 
 pub use store::{eventually, free_port};
