@@ -2,8 +2,9 @@
 # shellcheck shell=bash
 
 # Debian packages the build and the tests need: libclang (RocksDB bindings), protoc (etcd API
-# protos), etcd-client (etcdctl, for compatibility tests) and etcd-server (benchmark anchor).
-NAVARCH_PACKAGES=(libclang-dev clang protobuf-compiler etcd-client etcd-server)
+# protos), etcd-client (etcdctl, for compatibility tests), etcd-server (benchmark anchor) and
+# haproxy (tests/api runs deploy/haproxy/haproxy.cfg in front of apiserver replicas).
+NAVARCH_PACKAGES=(libclang-dev clang protobuf-compiler etcd-client etcd-server haproxy)
 
 ensure_packages() {
   local missing=()

@@ -35,3 +35,4 @@ mod t45_watch_expiry;
 mod t50_python;
 mod t60_bad_input;
 mod t70_replicas;
+mod t80_balancer;
