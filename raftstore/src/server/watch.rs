@@ -231,12 +231,15 @@ impl StreamTask {
     /// revision. Revisions are per shard, so that holds when every watcher of the stream is in
     /// one shard; otherwise each watcher gets its own progress response at its shard's revision.
     async fn on_progress_request(&mut self) -> Result<(), StreamEnd> {
-        self.flush_to_now().await?;
+        // The revisions captured before draining: every event up to them has now been sent.
+        // Reading the hub again here would claim revisions whose events are still queued.
+        let revs = self.flush_to_now().await?;
+        let synced = |shard: ShardId| revs.get(&shard).copied().unwrap_or(0);
         let shards: std::collections::BTreeSet<ShardId> =
             self.watchers.values().map(|w| w.shard).collect();
         if shards.len() <= 1 {
             let shard = shards.into_iter().next().unwrap_or(DEFAULT_SHARD);
-            let rev = self.revision(shard);
+            let rev = synced(shard);
             return self
                 .send(
                     shard,
@@ -251,7 +254,7 @@ impl StreamTask {
         let targets: Vec<(i64, ShardId)> =
             self.watchers.iter().map(|(id, w)| (*id, w.shard)).collect();
         for (id, shard) in targets {
-            let rev = self.revision(shard);
+            let rev = synced(shard);
             self.send(
                 shard,
                 WatchResponse {
