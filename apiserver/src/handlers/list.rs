@@ -1,5 +1,11 @@
 //! LIST: label and field selectors, `limit`/`continue` pagination at one revision,
 //! `resourceVersion` + `resourceVersionMatch`, Table output.
+//!
+//! A JSON list is assembled from the stored bytes without decoding the objects into trees:
+//! each object's top level is scanned once (`RawValue`) to find `metadata`, and its
+//! `resourceVersion` is spliced in. Objects are decoded only to evaluate selectors or to
+//! render a Table. The assembly runs on the blocking pool, so a list of 100,000 objects
+//! neither holds a runtime thread nor multiplies the list's size in memory.
 
 use axum::http::{header, StatusCode};
 use base64::Engine as _;
@@ -11,7 +17,8 @@ use super::{now, ResourceRequest};
 use crate::negotiation::{self, Output};
 use crate::objects::{self, parse_rv};
 use crate::response::{json, storage_error, HandlerResult};
-use crate::storage::{ListOptions, ReadRevision, Revision};
+use crate::storage::{ListOptions, ReadRevision, Revision, StoredObject};
+use navarch_api::resources::ResourceInfo;
 
 /// The label and field selectors of a request.
 pub struct Selectors {
@@ -109,8 +116,8 @@ impl ContinueToken {
 
 /// One collected list.
 pub struct Collected {
-    /// Matching objects.
-    pub items: Vec<Value>,
+    /// Matching objects, as stored.
+    pub items: Vec<StoredObject>,
     /// The revision read at.
     pub revision: Revision,
     /// Continue token when more remain.
@@ -168,9 +175,8 @@ pub async fn collect(req: &ResourceRequest, selectors: &Selectors) -> Result<Col
         let rev = *revision.get_or_insert(page.revision);
         let count = page.items.len();
         for (i, stored) in page.items.iter().enumerate() {
-            let obj = objects::from_stored(info, stored)?;
-            if selectors.matches(&obj) {
-                items.push(obj);
+            if selectors.is_empty() || selectors.matches(&objects::from_stored(info, stored)?) {
+                items.push(stored.clone());
             }
             if limit.is_some_and(|l| items.len() >= l) {
                 if i + 1 < count || page.next_key.is_some() {
@@ -229,24 +235,103 @@ pub async fn list(req: ResourceRequest) -> HandlerResult {
     if let Some(c) = &collected.continue_token {
         meta.insert("continue".into(), Value::String(c.clone()));
     }
-    let body = match negotiation::resource_output(req.header(header::ACCEPT)) {
+    match negotiation::resource_output(req.header(header::ACCEPT)) {
         Output::Table => {
-            let refs: Vec<&Value> = collected.items.iter().collect();
+            let objects = collected
+                .items
+                .iter()
+                .map(|s| objects::from_stored(info, s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<&Value> = objects.iter().collect();
             let mut table = crate::model::to_table(info, &refs, now());
-            include_objects(&mut table, &collected.items, req.param("includeObject"));
+            include_objects(&mut table, &objects, req.param("includeObject"));
             if let Value::Object(t) = &mut table {
                 t.insert("metadata".into(), Value::Object(meta));
             }
-            table
+            Ok(json(StatusCode::OK, &table))
         }
-        Output::Object => json!({
-            "kind": info.list_kind,
-            "apiVersion": info.api_version(),
-            "metadata": meta,
-            "items": collected.items,
-        }),
+        Output::Object => {
+            let head =
+                json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": meta});
+            let items = collected.items;
+            let body = tokio::task::spawn_blocking(move || list_json(info, &head, &items))
+                .await
+                .map_err(|e| ApiError::internal(&format!("list assembly failed: {e}")))??;
+            Ok(crate::response::json_bytes(
+                StatusCode::OK,
+                body,
+                "application/json",
+            ))
+        }
+    }
+}
+
+/// `{"kind":…,"apiVersion":…,"metadata":…,"items":[…]}` from the stored objects.
+fn list_json(
+    info: &'static ResourceInfo,
+    head: &Value,
+    items: &[StoredObject],
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = serde_json::to_vec(head).unwrap_or_default();
+    // Replace the closing brace of the head with the items array.
+    out.pop();
+    let total: usize = items.iter().map(|s| s.value.len() + 32).sum();
+    out.reserve(total + 16);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, stored) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        append_object(info, stored, &mut out)?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+/// Appends one stored object with its `resourceVersion` (and type meta) as the API shows it.
+pub fn append_object(
+    info: &ResourceInfo,
+    stored: &StoredObject,
+    out: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    if let Some(offset) = splice_point(info, &stored.value) {
+        let (before, after) = stored.value.split_at(offset);
+        out.extend_from_slice(before);
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(stored.mod_revision.to_string().as_bytes());
+        out.push(b'"');
+        if !after.trim_ascii_start().starts_with(b"}") {
+            out.push(b',');
+        }
+        out.extend_from_slice(after);
+        return Ok(());
+    }
+    // Anything unusual (no type meta, a stored resourceVersion, not an object): decode.
+    let obj = objects::from_stored(info, stored)?;
+    serde_json::to_writer(out, &obj).map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// The byte offset just inside the top-level `metadata` object's `{`, when the stored object
+/// can be shown as it is plus a spliced `resourceVersion`: it carries this resource's `kind`
+/// and `apiVersion`, and its metadata has no `resourceVersion` of its own.
+fn splice_point(info: &ResourceInfo, value: &[u8]) -> Option<usize> {
+    let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(value).ok()?;
+    let is = |k: &str, want: &str| {
+        top.get(k)
+            .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
+            .is_some_and(|v| v == want)
     };
-    Ok(json(StatusCode::OK, &body))
+    if !is("kind", info.kind) || !is("apiVersion", &info.api_version()) {
+        return None;
+    }
+    let meta = top.get("metadata")?.get();
+    if !meta.starts_with('{') || meta.contains("\"resourceVersion\"") {
+        return None;
+    }
+    // `meta` borrows from `value`: its position is the difference of the addresses.
+    let start = meta.as_ptr() as usize - value.as_ptr() as usize;
+    Some(start + 1)
 }
 
 #[cfg(test)]
@@ -262,5 +347,49 @@ mod tests {
         assert_eq!(ContinueToken::decode(&t.encode()).unwrap(), t);
         assert_eq!(ContinueToken::decode("!!!").unwrap_err().code, 400);
         assert_eq!(ContinueToken::decode("e30").unwrap_err().code, 400);
+    }
+
+    fn stored(value: &str, rev: i64) -> StoredObject {
+        StoredObject {
+            key: "/registry/configmaps/default/a".into(),
+            value: bytes::Bytes::from(value.to_string()),
+            mod_revision: rev,
+            create_revision: 1,
+        }
+    }
+
+    #[test]
+    fn raw_assembly_equals_decoding_every_object() {
+        let info =
+            navarch_api::resources::find("", "v1", "configmaps").expect("configmaps registered");
+        let cases = [
+            // The usual stored form: type meta, metadata without resourceVersion.
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","uid":"u"},"data":{"k":"metadata"}}"#,
+            // Empty metadata, whitespace, nested "metadata" keys inside data strings.
+            r#"{ "kind" : "ConfigMap", "apiVersion":"v1", "data":{"x":"\"metadata\":{"}, "metadata" : { } }"#,
+            // No type meta stored: falls back to decoding.
+            r#"{"metadata":{"name":"b"}}"#,
+            // A stale resourceVersion stored: replaced, not duplicated.
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"3"}}"#,
+        ];
+        let items: Vec<StoredObject> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| stored(c, 10 + i as i64))
+            .collect();
+        let head =
+            json!({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"20"}});
+        let raw = list_json(info, &head, &items).unwrap();
+        let got: Value = serde_json::from_slice(&raw).expect("valid JSON");
+        let want_items: Vec<Value> = items
+            .iter()
+            .map(|s| objects::from_stored(info, s).unwrap())
+            .collect();
+        assert_eq!(got["items"], Value::Array(want_items));
+        assert_eq!(got["metadata"]["resourceVersion"], "20");
+        assert_eq!(got["kind"], "ConfigMapList");
+        assert_eq!(got["items"][3]["metadata"]["resourceVersion"], "13");
+        // Corrupt stored bytes are an error, not a broken body.
+        assert!(list_json(info, &head, &[stored("{not json", 1)]).is_err());
     }
 }

@@ -50,6 +50,21 @@ struct Encoder {
 }
 
 impl Encoder {
+    /// `{"type":KIND,"object":…}` from the stored bytes (see [`super::list::append_object`]).
+    fn raw_event(
+        info: &ResourceInfo,
+        kind: &str,
+        object: &crate::storage::StoredObject,
+    ) -> Result<Bytes, ApiError> {
+        let mut v = Vec::with_capacity(object.value.len() + 64);
+        v.extend_from_slice(b"{\"type\":\"");
+        v.extend_from_slice(kind.as_bytes());
+        v.extend_from_slice(b"\",\"object\":");
+        super::list::append_object(info, object, &mut v)?;
+        v.extend_from_slice(b"}\n");
+        Ok(Bytes::from(v))
+    }
+
     fn line(event: &Value) -> Bytes {
         let mut v = serde_json::to_vec(event).unwrap_or_default();
         v.push(b'\n');
@@ -287,6 +302,27 @@ async fn run_watch(
             }
             Some(Ok(WatchItem::Event(ev))) => {
                 last_rev = last_rev.max(ev.object.mod_revision);
+                if enc.spec.selectors.is_empty() && !enc.spec.table {
+                    // No selector to evaluate: the line is assembled from the stored bytes
+                    // without decoding the object (the fan-out path for many watchers).
+                    let kind = match ev.kind {
+                        EventKind::Added => "ADDED",
+                        EventKind::Modified => "MODIFIED",
+                        EventKind::Deleted => "DELETED",
+                    };
+                    match Encoder::raw_event(info, kind, &ev.object) {
+                        Ok(line) => {
+                            guard.sent(kind);
+                            if tx.send(line).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(key = %ev.object.key, error = %e.message, "undecodable object in watch");
+                        }
+                    }
+                    continue;
+                }
                 let obj = match objects::from_stored(info, &ev.object) {
                     Ok(o) => o,
                     Err(e) => {

@@ -93,10 +93,9 @@ pub(crate) async fn run(args: &ApiArgs) -> anyhow::Result<PhaseReport> {
     let w = args.watchers;
     eprintln!("loadtest api: opening {w} watchers");
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
-    let params = ListParams {
-        field_selector: Some(format!("metadata.name={NAME}")),
-        ..Default::default()
-    };
+    // The namespace holds only this ConfigMap, so no selector is needed (with one, the server
+    // decodes each event once per watcher to evaluate it).
+    let params = ListParams::default();
     let last_seq = args.fanout_events;
     let mut tasks = Vec::with_capacity(w);
     for id in 0..w {
