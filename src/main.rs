@@ -136,6 +136,11 @@ struct StoreArgs {
     /// Applied entries between snapshots (the log is purged behind a snapshot).
     #[arg(long, default_value_t = 20_000)]
     snapshot_count: u64,
+    /// History kept per shard before periodic compaction, as etcd's
+    /// `--auto-compaction-retention` in periodic mode: `5m`, `30s`, `1h`, a bare number of
+    /// hours; `0` keeps all history. (Kubernetes' apiserver compacts every 5 minutes.)
+    #[arg(long, default_value = "5m", value_parser = parse_retention)]
+    auto_compaction_retention: Duration,
     /// Revisions a watch stream may fall behind before it is cancelled as too slow.
     #[arg(long, default_value_t = 4096)]
     watch_buffer: usize,
@@ -181,6 +186,28 @@ fn host_of(addr: &str) -> &str {
         .map_or(addr, |(h, _)| h)
         .trim_start_matches('[')
         .trim_end_matches(']')
+}
+
+/// `5m`, `30s`, `1h`, `500ms`, or a bare number of hours (etcd's periodic retention).
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid retention {s:?}: expected e.g. 5m, 30s, 1h or 0"))?;
+    let secs = match unit {
+        "" | "h" => n * 3600,
+        "m" => n * 60,
+        "s" => n,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => {
+            return Err(format!(
+                "invalid retention unit {unit:?} in {s:?} (ms, s, m, h)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 fn parse_cluster(s: &str) -> Result<BTreeMap<u64, String>> {
@@ -243,6 +270,7 @@ impl StoreArgs {
         cfg.watch_progress_interval =
             Duration::from_millis(self.watch_progress_notify_interval_ms.max(1));
         cfg.snapshot_entries = self.snapshot_count.max(1);
+        cfg.auto_compaction_retention = self.auto_compaction_retention;
         cfg.watch_buffer = self.watch_buffer.max(1);
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
@@ -301,7 +329,8 @@ fn main() -> Result<()> {
     rt.block_on(async move {
         match cli.cmd {
             Cmd::Up { data_dir, store_addr, store_peer_addr, api_listen } => {
-                let cfg = NodeConfig::single(data_dir, &store_addr, &store_peer_addr);
+                let mut cfg = NodeConfig::single(data_dir, &store_addr, &store_peer_addr);
+                cfg.auto_compaction_retention = Duration::from_secs(300);
                 let mut api = navarch_apiserver::Config::etcd(&api_listen, vec![store_addr.clone()]);
                 api.prometheus = Some(server::prometheus().clone());
                 eprintln!("navarch up: store (etcd v3 API) on {store_addr}; API server on http://{api_listen}");
@@ -348,6 +377,19 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_parses_like_etcd() {
+        assert_eq!(parse_retention("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_retention("1").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_retention("0").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_retention("750ms").unwrap(),
+            Duration::from_millis(750)
+        );
+        assert!(parse_retention("5x").is_err());
+        assert!(parse_retention("m").is_err());
+    }
 
     #[test]
     fn initial_cluster_parses_and_rejects_duplicates() {

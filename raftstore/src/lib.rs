@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+mod compactor;
 pub mod engine;
 pub mod error;
 pub mod keys;

@@ -67,6 +67,9 @@ pub struct NodeConfig {
     pub watch_buffer: usize,
     /// Take a snapshot (and purge the log) after this many applied entries.
     pub snapshot_entries: u64,
+    /// Keep this much history per shard, compacting older revisions periodically (etcd's
+    /// `--auto-compaction-retention` in periodic mode); zero keeps all history.
+    pub auto_compaction_retention: Duration,
     /// Deadline of one client request.
     pub request_timeout: Duration,
     /// How often the leader checkpoints the remaining TTL of leases.
@@ -100,6 +103,7 @@ impl NodeConfig {
             watch_progress_interval: Duration::from_secs(600),
             watch_buffer: 4096,
             snapshot_entries: 20_000,
+            auto_compaction_retention: Duration::ZERO,
             request_timeout: Duration::from_secs(7),
             lease_checkpoint_interval: Duration::from_secs(5),
             peer_transport: PeerTransportConfig::Grpc,
@@ -220,6 +224,7 @@ impl StoreNode {
         node.bootstrap().await?;
         tokio::spawn(watch_fatal(node.clone()));
         tokio::spawn(crate::lease::run_lessor(node.clone(), lease_rx));
+        tokio::spawn(crate::compactor::run(node.clone()));
         if node.cfg.balance_leaders {
             tokio::spawn(crate::placement::run_balancer(node.clone()));
         }
