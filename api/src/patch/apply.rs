@@ -176,20 +176,48 @@ pub fn strip_meta(v: &Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("apiVersion");
         o.remove("kind");
-        let empty = match o.get_mut("metadata").and_then(Value::as_object_mut) {
-            Some(meta) => {
-                for k in SERVER_META {
-                    meta.remove(*k);
-                }
-                meta.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            o.remove("metadata");
-        }
     }
+    strip_server_meta(&mut v);
     v
+}
+
+/// Removes the server-managed metadata fields, and `metadata` itself when nothing is left.
+fn strip_server_meta(v: &mut Value) {
+    let Some(o) = v.as_object_mut() else { return };
+    let empty = match o.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(meta) => {
+            for k in SERVER_META {
+                meta.remove(*k);
+            }
+            meta.is_empty()
+        }
+        None => false,
+    };
+    if empty {
+        o.remove("metadata");
+    }
+}
+
+/// [`strip_meta`] of both objects, leaving out the top-level fields that are equal in both:
+/// they flatten to identical entries, so they can neither change nor disappear, and an update
+/// that touches only metadata (or only status) then skips copying and flattening the rest.
+fn strip_meta_differing(old: &Value, new: &Value) -> (Value, Value) {
+    let (Some(om), Some(nm)) = (old.as_object(), new.as_object()) else {
+        return (strip_meta(old), strip_meta(new));
+    };
+    let keep = |this: &Map<String, Value>, other: &Map<String, Value>| -> Value {
+        let m: Map<String, Value> = this
+            .iter()
+            .filter(|(k, v)| {
+                k.as_str() != "apiVersion" && k.as_str() != "kind" && other.get(*k) != Some(*v)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut v = Value::Object(m);
+        strip_server_meta(&mut v);
+        v
+    };
+    (keep(om, nm), keep(nm, om))
 }
 
 /// Merges the applied `cfg` into `live`.
@@ -317,10 +345,8 @@ fn owned_by_anyone(path: &Path, entries: &[ManagedEntry]) -> bool {
 
 /// The changes from `old` to `new`: (added ∪ modified, removed).
 pub fn compare(old: &Value, new: &Value, node: Option<Node>) -> (FieldSet, FieldSet) {
-    let (o, n) = (
-        flatten(&strip_meta(old), node),
-        flatten(&strip_meta(new), node),
-    );
+    let (o, n) = strip_meta_differing(old, new);
+    let (o, n) = (flatten(&o, node), flatten(&n, node));
     let changed = n
         .iter()
         .filter(|(p, v)| o.get(*p).is_none_or(|ov| ov != *v))

@@ -357,3 +357,48 @@ fn explicitly_sent_managed_fields_replace_the_old_ones() {
         json!({"f:spec": {"f:replicas": {}}})
     );
 }
+
+/// `compare` skips top-level fields equal on both sides; its answer must be the one of
+/// flattening both whole objects.
+#[test]
+fn compare_equals_flattening_everything() {
+    let node = crate::patch::schema::Node::for_kind("apps", "v1", "Deployment");
+    let naive = |old: &Value, new: &Value| {
+        let (o, n) = (
+            flatten(&strip_meta(old), node),
+            flatten(&strip_meta(new), node),
+        );
+        let changed: FieldSet = n
+            .iter()
+            .filter(|(p, v)| o.get(*p).is_none_or(|ov| ov != *v))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let removed: FieldSet = o.keys().filter(|p| !n.contains_key(*p)).cloned().collect();
+        (changed, removed)
+    };
+    let base = config(2, &[80, 443], json!({"app": "web"}));
+    let mut meta_only = base.clone();
+    meta_only["metadata"]["annotations"] = json!({"a": "1"});
+    meta_only["metadata"]["resourceVersion"] = json!("7");
+    let mut spec_change = base.clone();
+    spec_change["spec"]["replicas"] = json!(5);
+    let mut status_added = base.clone();
+    status_added["status"] = json!({"replicas": 2});
+    let mut server_meta_only = base.clone();
+    server_meta_only["metadata"]["generation"] = json!(9);
+    let bare = json!({"apiVersion": "apps/v1", "kind": "Deployment"});
+    let cases = [
+        (&base, &meta_only),
+        (&meta_only, &base),
+        (&base, &spec_change),
+        (&spec_change, &status_added),
+        (&status_added, &base),
+        (&base, &server_meta_only),
+        (&base, &base),
+        (&bare, &base),
+        (&base, &bare),
+    ];
+    for (i, (old, new)) in cases.into_iter().enumerate() {
+        assert_eq!(compare(old, new, node), naive(old, new), "case {i}");
+    }
+}
