@@ -133,8 +133,8 @@ struct StoreArgs {
     /// Interval of watch progress notifications, in milliseconds.
     #[arg(long, default_value_t = 600_000)]
     watch_progress_notify_interval_ms: u64,
-    /// Applied entries between snapshots (the log is purged behind a snapshot).
-    #[arg(long, default_value_t = 20_000)]
+    /// Applied entries between snapshots (the log is purged behind a snapshot); etcd's default.
+    #[arg(long, default_value_t = 100_000)]
     snapshot_count: u64,
     /// History kept per shard before periodic compaction, as etcd's
     /// `--auto-compaction-retention` in periodic mode: `5m`, `30s`, `1h`, a bare number of

@@ -27,6 +27,7 @@ pub mod placement;
 pub mod proto;
 pub mod server;
 pub mod shard;
+mod snapshot_format;
 pub mod state_machine;
 pub mod types;
 pub mod watch;

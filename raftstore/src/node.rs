@@ -102,7 +102,7 @@ impl NodeConfig {
             max_request_bytes: 3 * 512 * 1024,
             watch_progress_interval: Duration::from_secs(600),
             watch_buffer: 4096,
-            snapshot_entries: 20_000,
+            snapshot_entries: 100_000,
             auto_compaction_retention: Duration::ZERO,
             request_timeout: Duration::from_secs(7),
             lease_checkpoint_interval: Duration::from_secs(5),

@@ -20,7 +20,7 @@ use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::WriteBatch;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::engine::Engine;
@@ -38,15 +38,6 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 pub type SnapshotData = Vec<u8>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-
-/// `(key, value)` rows of one column family.
-type Rows = Vec<(Vec<u8>, Vec<u8>)>;
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotBlob {
-    /// (column family, rows) for each state-machine column family.
-    cfs: Vec<(String, Rows)>,
-}
 
 /// The state machine of one shard.
 #[derive(Clone)]
@@ -141,9 +132,9 @@ impl StateMachineStore {
             .map(|b| decode(&b).map_err(io_err))
             .transpose()?
             .unwrap_or_default();
-        let mut blob = SnapshotBlob { cfs: Vec::new() };
+        let mut out = crate::snapshot_format::Writer::new();
         for name in cf::STATE_MACHINE {
-            let mut rows = Vec::new();
+            out.column_family(name)?;
             let mut ro = rocksdb::ReadOptions::default();
             ro.set_snapshot(&snap);
             let from = self.keys.prefix();
@@ -156,11 +147,10 @@ impl StateMachineStore {
                 if !k.starts_with(&self.keys.prefix()) {
                     break;
                 }
-                rows.push((k.to_vec(), v.to_vec()));
+                out.row(&k, &v)?;
             }
-            blob.cfs.push((name.to_string(), rows));
         }
-        let data = encode(&blob).map_err(io_err)?;
+        let data = out.finish();
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 last_log_id: applied,
@@ -240,7 +230,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
-        let blob: SnapshotBlob = decode(&snapshot).map_err(io_err)?;
         let mut b = WriteBatch::default();
         for name in cf::STATE_MACHINE {
             b.delete_range_cf(
@@ -249,18 +238,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 self.keys.upper(),
             );
         }
-        for (name, rows) in &blob.cfs {
-            if !cf::STATE_MACHINE.contains(&name.as_str()) {
+        let prefix = self.keys.prefix();
+        crate::snapshot_format::read(&snapshot, |name, k, v| {
+            if !cf::STATE_MACHINE.contains(&name) {
                 return Err(io_err(format!("snapshot has unknown column family {name}")));
             }
-            let h = self.engine.cf(name);
-            for (k, v) in rows {
-                if !k.starts_with(&self.keys.prefix()) {
-                    return Err(io_err("snapshot row outside this shard"));
-                }
-                b.put_cf(h, k, v);
+            if !k.starts_with(&prefix) {
+                return Err(io_err("snapshot row outside this shard"));
             }
-        }
+            b.put_cf(self.engine.cf(name), k, v);
+            Ok(())
+        })?;
         if let Some(l) = &meta.last_log_id {
             self.put_applied(&mut b, l)?;
         }
