@@ -33,46 +33,7 @@ KEEP_WORK="${KEEP_WORK:-0}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK="$(mktemp -d -t navarch-bench-api.XXXXXX)"
-PIDS=()
-NAMES=()
-LOAD_PID=""
-
-cleanup() {
-  local status=$? pid
-  trap - EXIT INT TERM
-  [ -n "$LOAD_PID" ] && { kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; }
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  local deadline=$((SECONDS + 10))
-  for pid in "${PIDS[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "$KEEP_WORK" = "1" ]; then echo "bench-api: data and logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-start() {
-  local name="$1"
-  shift
-  "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=("$!")
-  NAMES+=("$name")
-}
-
-check_alive() {
-  local i
-  for i in "${!PIDS[@]}"; do
-    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-      echo "bench-api: ${NAMES[$i]} exited; last log lines:" >&2
-      tail -n 20 "$WORK/${NAMES[$i]}.log" >&2 || true
-      return 1
-    fi
-  done
-}
+bench_traps
 
 # CPU ticks (user + system, 1/100 s) of the processes whose name starts with $1.
 cpu_ticks() {
@@ -91,21 +52,21 @@ for i in $(seq 1 "$STORE_NODES"); do
   STORE_ENDPOINTS="${STORE_ENDPOINTS:+$STORE_ENDPOINTS,}127.0.0.1:$((42279 + i * 100))"
 done
 for i in $(seq 1 "$STORE_NODES"); do
-  start "store$i" "$NAVARCH" store --data-dir "$WORK/store$i" \
+  bench_start "store$i" "$NAVARCH" store --data-dir "$WORK/store$i" \
     --client-addr "127.0.0.1:$((42279 + i * 100))" --peer-addr "127.0.0.1:$((42280 + i * 100))" \
     --id "$i" --initial-cluster "$CLUSTER"
 done
 API_ENDPOINTS=""
 for r in $(seq 1 "$REPLICAS"); do
   port=$((46442 + r))
-  start "apiserver$r" "$NAVARCH" apiserver --store-endpoints "$STORE_ENDPOINTS" --listen "127.0.0.1:$port"
+  bench_start "apiserver$r" "$NAVARCH" apiserver --store-endpoints "$STORE_ENDPOINTS" --listen "127.0.0.1:$port"
   API_ENDPOINTS="${API_ENDPOINTS:+$API_ENDPOINTS,}http://127.0.0.1:$port"
 done
 
 deadline=$((SECONDS + 90))
 for url in ${API_ENDPOINTS//,/ }; do
   until curl -sf "$url/readyz" >/dev/null 2>&1; do
-    check_alive
+    bench_check_alive
     [ "$SECONDS" -lt "$deadline" ] || { echo "bench-api: $url not ready after 90 s" >&2; exit 1; }
     sleep 0.3
   done
@@ -122,7 +83,7 @@ store_before=$(cpu_ticks store)
 LOAD_PID=$!
 wait "$LOAD_PID"
 LOAD_PID=""
-check_alive
+bench_check_alive
 store_after=$(cpu_ticks store)
 grep -v '^{' "$WORK/report.out"
 echo "store CPU over the whole run: $(( (store_after - store_before) / 100 )) s (all $STORE_NODES members)"

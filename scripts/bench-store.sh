@@ -62,68 +62,14 @@ ETCD_ENDPOINTS="127.0.0.1:32379,127.0.0.1:32479,127.0.0.1:32579"
 NAVARCH_ENDPOINTS="127.0.0.1:22379,127.0.0.1:22479,127.0.0.1:22579"
 
 WORK="$(mktemp -d -t navarch-bench-store.XXXXXX)"
-PIDS=()
-NAMES=()
-LOAD_PID=""
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local pid
-  if [ -n "$LOAD_PID" ]; then
-    kill -TERM "$LOAD_PID" 2>/dev/null || true
-    wait "$LOAD_PID" 2>/dev/null || true
-  fi
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  # Give them 10 s to exit cleanly, then SIGKILL whatever is left.
-  local deadline=$((SECONDS + 10))
-  for pid in "${PIDS[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "$KEEP_WORK" = "1" ]; then
-    echo "bench-store: data and logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME LOG CMD...: runs CMD in the background and remembers its pid.
-start() {
-  local name="$1" log="$2"
-  shift 2
-  "$@" >"$log" 2>&1 &
-  PIDS+=("$!")
-  NAMES+=("$name")
-}
-
-# Fails with the log tail if any started process has died.
-check_alive() {
-  local i
-  for i in "${!PIDS[@]}"; do
-    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-      echo "bench-store: ${NAMES[$i]} (pid ${PIDS[$i]}) exited; last log lines:" >&2
-      tail -n 20 "$WORK/${NAMES[$i]}.log" >&2 || true
-      return 1
-    fi
-  done
-}
+bench_traps
 
 # wait_healthy NAME ENDPOINTS: polls `etcdctl endpoint health` until every endpoint is healthy.
 wait_healthy() {
   local name="$1" endpoints="$2"
   local deadline=$((SECONDS + HEALTH_TIMEOUT))
   while :; do
-    check_alive
+    bench_check_alive
     if "$ETCDCTL" --endpoints="$endpoints" --dial-timeout=1s --command-timeout=2s \
       endpoint health >"$WORK/$name-health.out" 2>&1; then
       echo "bench-store: $name healthy ($endpoints)" >&2
@@ -145,7 +91,7 @@ ETCD_CLUSTER="e1=http://127.0.0.1:32380,e2=http://127.0.0.1:32480,e3=http://127.
 for i in 1 2 3; do
   client=$((32279 + i * 100))
   peer=$((32280 + i * 100))
-  start "etcd$i" "$WORK/etcd$i.log" "$ETCD" \
+  bench_start "etcd$i" "$ETCD" \
     --name "e$i" \
     --data-dir "$WORK/etcd$i" \
     --listen-client-urls "http://127.0.0.1:$client" \
@@ -162,7 +108,7 @@ NAVARCH_CLUSTER="1=127.0.0.1:22380,2=127.0.0.1:22480,3=127.0.0.1:22580"
 for i in 1 2 3; do
   client=$((22279 + i * 100))
   peer=$((22280 + i * 100))
-  start "navarch$i" "$WORK/navarch$i.log" "$NAVARCH" store \
+  bench_start "navarch$i" "$NAVARCH" store \
     --data-dir "$WORK/navarch$i" \
     --client-addr "127.0.0.1:$client" \
     --peer-addr "127.0.0.1:$peer" \
@@ -194,7 +140,7 @@ run_load() {
   local before after
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
-  check_alive
+  bench_check_alive
   echo >&2
   # In the background plus `wait`, so a SIGTERM to this script is handled at once
   # (bash defers traps while a foreground child runs). Progress goes to stderr live.

@@ -36,3 +36,61 @@ ensure_python_kubernetes() {
 # Build outputs live outside the clone so fresh clones (CI) reuse the RocksDB build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/navarch-target}"
 mkdir -p "$CARGO_TARGET_DIR"
+
+# --- Background processes of the benchmark scripts (bench-store.sh, bench-api.sh) ---
+# They set WORK (a mktemp dir) before calling these; PIDS/NAMES/LOAD_PID are shared state.
+PIDS=()
+NAMES=()
+LOAD_PID=""
+
+# bench_start NAME CMD...: runs CMD in the background, output in $WORK/NAME.log.
+bench_start() {
+  local name="$1"
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+}
+
+# Fails with the log tail if any started process has died.
+bench_check_alive() {
+  local i
+  for i in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+      echo "$(basename "$0"): ${NAMES[$i]} (pid ${PIDS[$i]}) exited; last log lines:" >&2
+      tail -n 20 "$WORK/${NAMES[$i]}.log" >&2 || true
+      return 1
+    fi
+  done
+}
+
+# EXIT trap: stops the load generator and every started process (SIGTERM, SIGKILL after
+# 10 s), removes $WORK unless KEEP_WORK=1, and exits with the script's status.
+bench_cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  if [ -n "$LOAD_PID" ]; then
+    kill -TERM "$LOAD_PID" 2>/dev/null || true
+    wait "$LOAD_PID" 2>/dev/null || true
+  fi
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local deadline=$((SECONDS + 10))
+  for pid in "${PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${KEEP_WORK:-0}" = "1" ]; then
+    echo "$(basename "$0"): data and logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$status"
+}
+
+# Installs bench_cleanup for EXIT, INT and TERM.
+bench_traps() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}

@@ -252,6 +252,16 @@ fn describe(r: &navarch_client::Response) -> String {
     )
 }
 
+/// Sends `req`; `want` is success (with the body size), anything else an error.
+async fn expect(c: &Client, req: &Request, want: u16) -> Result<navarch_client::Response, String> {
+    let r = c.send(req).await.map_err(|e| e.to_string())?;
+    if r.status.as_u16() == want {
+        Ok(r)
+    } else {
+        Err(describe(&r))
+    }
+}
+
 /// Creates pods `from..set.count`.
 pub(crate) async fn create(
     client: &Client,
@@ -265,16 +275,11 @@ pub(crate) async fn create(
         async move {
             let body = pod_json(&s.namespace, &s.name(i), 0, None);
             let req = Request::json(Method::POST, s.collection(), body.into());
-            let r = c.send(&req).await.map_err(|e| e.to_string())?;
-            match r.status.as_u16() {
-                201 => {
-                    if let Some(rv) = resource_version(&r.body) {
-                        *s.versions[i as usize].lock() = rv;
-                    }
-                    Ok(Outcome::Ok(r.body.len()))
-                }
-                _ => Err(describe(&r)),
+            let r = expect(&c, &req, 201).await?;
+            if let Some(rv) = resource_version(&r.body) {
+                *s.versions[i as usize].lock() = rv;
             }
+            Ok(Outcome::Ok(r.body.len()))
         }
     })
     .await
@@ -291,14 +296,8 @@ pub(crate) async fn get(
         let (c, s) = (c.clone(), s.clone());
         async move {
             let i = rand::rng().random_range(0..s.count);
-            let r = c
-                .send(&Request::get(s.path(i)))
-                .await
-                .map_err(|e| e.to_string())?;
-            match r.status.as_u16() {
-                200 => Ok(Outcome::Ok(r.body.len())),
-                _ => Err(describe(&r)),
-            }
+            let r = expect(&c, &Request::get(s.path(i)), 200).await?;
+            Ok(Outcome::Ok(r.body.len()))
         }
     })
     .await
@@ -358,14 +357,8 @@ pub(crate) async fn list(
     run(client, name, 0, lists, 1, move |_| {
         let (c, path) = (c.clone(), path.clone());
         async move {
-            let r = c
-                .send(&Request::get(path))
-                .await
-                .map_err(|e| e.to_string())?;
-            match r.status.as_u16() {
-                200 => Ok(Outcome::Ok(r.body.len())),
-                _ => Err(describe(&r)),
-            }
+            let r = expect(&c, &Request::get(path), 200).await?;
+            Ok(Outcome::Ok(r.body.len()))
         }
     })
     .await
