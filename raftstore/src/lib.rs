@@ -25,6 +25,7 @@ pub mod network;
 pub mod node;
 pub mod placement;
 pub mod proto;
+pub mod read_batch;
 pub mod server;
 pub mod shard;
 mod snapshot_format;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::ClientWriteError;
-use openraft::{Config, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{Config, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,7 @@ use crate::network::{
     PeerTransportConfig, PeerTransportKind, QuicTransport,
 };
 use crate::proto::etcdserverpb::ResponseHeader;
+use crate::read_batch::RoundError;
 use crate::state_machine::StateMachineStore;
 use crate::types::{Command, NodeId, NodeInfo, Raft};
 use crate::watch::WatchHub;
@@ -128,6 +129,8 @@ pub struct Shard {
     pub raft: Raft,
     /// Watch fan-out of the shard's revisions.
     pub hub: Arc<WatchHub>,
+    /// Concurrent linearizable reads share ReadIndex rounds.
+    pub reads: Arc<crate::read_batch::ReadBatcher>,
 }
 
 /// A running store node.
@@ -204,7 +207,12 @@ impl StoreNode {
             )
             .await
             .map_err(|e| StoreError::Internal(format!("raft start (shard {id}): {e}")))?;
-            shards.push(Shard { id, raft, hub });
+            shards.push(Shard {
+                id,
+                raft,
+                hub,
+                reads: Default::default(),
+            });
         }
         drop(lease_tx);
         let cluster_id = cluster_id(&cfg.initial_cluster);
@@ -381,14 +389,10 @@ impl StoreNode {
         loop {
             let (leader, addr) = self.wait_leader(shard, deadline).await?;
             let index = if leader == self.cfg.id {
-                match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                match self.shard(shard).reads.read_index(raft).await {
                     Ok(_) => return Ok(()),
-                    Err(e) => {
-                        if e.forward_to_leader().is_none() && e.api_error().is_none() {
-                            return Err(StoreError::Stopped);
-                        }
-                        None
-                    }
+                    Err(RoundError::Stopped) => return Err(StoreError::Stopped),
+                    Err(RoundError::NotLeader) => None,
                 }
             } else {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -530,8 +534,8 @@ impl StoreNode {
                     },
                 }
             }
-            PeerRequest::ReadIndex => match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                Ok(read) => PeerResponse::ReadIndex(read.index()),
+            PeerRequest::ReadIndex => match self.shard(shard).reads.read_index(raft).await {
+                Ok(index) => PeerResponse::ReadIndex(index),
                 Err(_) => PeerResponse::Error(StoreError::NoLeader),
             },
             PeerRequest::LeaseKeepAlive { id } => {

@@ -195,3 +195,69 @@ async fn history_with_leader_kill_and_restart_is_linearizable() {
         CheckResult::Timeout => panic!("linearizability check timed out on {} ops", history.len()),
     }
 }
+
+/// Concurrent linearizable reads share ReadIndex rounds (the read half of group commit), and
+/// every read still sees each write acknowledged before it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_linearizable_reads_share_read_index_rounds() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const READERS: usize = 64;
+    const READS_EACH: usize = 20;
+    let c = Cluster::start(3, &[]);
+    let mut cl = Client::connect_eventually(&c.nodes[0].client_addr).await;
+    cl.put("/rb/k", "0").await.unwrap();
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (mut w, acked, done) = (cl.clone(), acked.clone(), done.clone());
+        tokio::spawn(async move {
+            for n in 1..=10_000u64 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                w.put("/rb/k", &n.to_string()).await.unwrap();
+                acked.store(n, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for r in 0..READERS {
+        // Readers on every member: followers forward their ReadIndex to the leader.
+        let addr = c.nodes[r % c.nodes.len()].client_addr.clone();
+        let acked = acked.clone();
+        readers.push(tokio::spawn(async move {
+            let mut cl = Client::connect_eventually(&addr).await;
+            for _ in 0..READS_EACH {
+                let before = acked.load(Ordering::SeqCst);
+                let (v, _, _) = cl.get("/rb/k").await.unwrap();
+                let seen: u64 = v.unwrap().parse().unwrap();
+                assert!(
+                    seen >= before,
+                    "stale read: {seen} after write {before} was acknowledged"
+                );
+            }
+        }));
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let (mut reads, mut rounds) = (0.0, 0.0);
+    for n in &c.nodes {
+        let (_, body) = crate::support::http_get(&n.client_addr, "/metrics").unwrap();
+        reads +=
+            crate::support::metric(&body, "navarch_store_read_index_reads_total").unwrap_or(0.0);
+        rounds +=
+            crate::support::metric(&body, "navarch_store_read_index_rounds_total").unwrap_or(0.0);
+    }
+    assert!(
+        reads >= (READERS * READS_EACH) as f64,
+        "{reads} reads counted for {} issued",
+        READERS * READS_EACH
+    );
+    assert!(
+        rounds * 3.0 <= reads,
+        "{rounds} ReadIndex rounds for {reads} reads: concurrent reads did not share rounds"
+    );
+}
