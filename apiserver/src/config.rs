@@ -48,6 +48,30 @@ pub struct ApiserverArgs {
     /// Storage backend (`memory` is a test double for development only).
     #[arg(long, value_enum, default_value_t = StorageKind::Etcd, hide = true)]
     pub storage: StorageKind,
+    /// Compact the store's history every interval, as kube-apiserver does (`5m`, `30s`, `0`
+    /// to never). A sharded Navarch store compacts itself, and this compactor then stands down.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub etcd_compaction_interval: Duration,
+}
+
+/// `5m`, `30s`, `500ms`, `1h` or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 5m, 30s or 0"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        "" if n == 0 => Ok(Duration::ZERO),
+        _ => Err(format!(
+            "invalid duration {s:?}: the unit must be ms, s, m or h"
+        )),
+    }
 }
 
 impl ApiserverArgs {
@@ -67,6 +91,7 @@ impl ApiserverArgs {
             max_mutating_requests_inflight: self.max_mutating_requests_inflight.max(1),
             storage: self.storage,
             prometheus: None,
+            etcd_compaction_interval: self.etcd_compaction_interval,
         }
     }
 }
@@ -104,6 +129,8 @@ pub struct Config {
     /// A Prometheus recorder already installed in this process (e.g. the embedded store's in
     /// `navarch up`); `None`: install our own.
     pub prometheus: Option<PrometheusHandle>,
+    /// Interval of kube-apiserver's store compaction (zero: never).
+    pub etcd_compaction_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -140,6 +167,7 @@ impl Config {
             max_mutating_requests_inflight: 200,
             storage: StorageKind::Memory,
             prometheus: None,
+            etcd_compaction_interval: Duration::ZERO,
         }
     }
 }
@@ -170,6 +198,18 @@ pub fn kubeconfig(server: &str, ca_file: Option<&std::path::Path>, insecure: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_intervals_parse() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(
+            parse_duration("5").is_err(),
+            "a bare number other than 0 has no unit"
+        );
+        assert!(parse_duration("5d").is_err());
+    }
 
     #[test]
     fn kubeconfig_is_valid_yaml_with_the_server() {

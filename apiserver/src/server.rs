@@ -52,7 +52,10 @@ pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>> {
             tracing::warn!("using the in-memory storage test double: nothing is persisted");
             Ok(Arc::new(MemoryStorage::new()))
         }
-        StorageKind::Etcd => crate::storage_backend::etcd_with_cache(&config.store_endpoints),
+        StorageKind::Etcd => crate::storage_backend::etcd_with_cache(
+            &config.store_endpoints,
+            config.etcd_compaction_interval,
+        ),
     }
 }
 

@@ -15,10 +15,19 @@ use crate::storage::Storage;
 /// kube-apiserver does: a replica's watch window then begins at its start, so a client that
 /// resumes a watch on it from a resourceVersion seen on another replica is served instead of
 /// getting 410 Expired.
-pub fn etcd_with_cache(endpoints: &[String]) -> Result<Arc<dyn Storage>> {
-    let etcd = EtcdStorage::connect_lazy(EtcdConfig::new(endpoints.to_vec()))
-        .with_context(|| format!("store endpoints {endpoints:?}"))?;
-    let cache = Arc::new(CacheStorage::new(Arc::new(etcd), CacheConfig::default()));
+///
+/// `compaction_interval` runs kube-apiserver's compactor over the store (zero: never; it stands
+/// down by itself on a sharded Navarch store, which compacts itself).
+pub fn etcd_with_cache(
+    endpoints: &[String],
+    compaction_interval: Duration,
+) -> Result<Arc<dyn Storage>> {
+    let etcd = Arc::new(
+        EtcdStorage::connect_lazy(EtcdConfig::new(endpoints.to_vec()))
+            .with_context(|| format!("store endpoints {endpoints:?}"))?,
+    );
+    crate::storage::etcd::compactor::spawn(&etcd, compaction_interval);
+    let cache = Arc::new(CacheStorage::new(etcd, CacheConfig::default()));
     let prefixes: Vec<&'static str> = navarch_api::resources::all()
         .iter()
         .map(|r| r.etcd_prefix)

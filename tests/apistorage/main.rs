@@ -7,3 +7,4 @@ mod t10_conformance;
 mod t20_cache;
 mod t30_replicas;
 mod t40_store_faults;
+mod t50_compactor;

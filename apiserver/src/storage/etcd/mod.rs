@@ -14,6 +14,7 @@
 //! may have been applied. Every request has an explicit deadline, and its latency is recorded in
 //! `apiserver_storage_request_duration_seconds{operation}`.
 
+pub mod compactor;
 mod watch;
 
 use std::future::Future;
