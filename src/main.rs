@@ -190,24 +190,10 @@ fn host_of(addr: &str) -> &str {
 
 /// `5m`, `30s`, `1h`, `500ms`, or a bare number of hours (etcd's periodic retention).
 fn parse_retention(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid retention {s:?}: expected e.g. 5m, 30s, 1h or 0"))?;
-    let secs = match unit {
-        "" | "h" => n * 3600,
-        "m" => n * 60,
-        "s" => n,
-        "ms" => return Ok(Duration::from_millis(n)),
-        _ => {
-            return Err(format!(
-                "invalid retention unit {unit:?} in {s:?} (ms, s, m, h)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs(secs))
+    match s.trim().parse::<u64>() {
+        Ok(hours) => Ok(Duration::from_secs(hours * 3600)),
+        Err(_) => navarch_apiserver::config::parse_duration(s),
+    }
 }
 
 fn parse_cluster(s: &str) -> Result<BTreeMap<u64, String>> {
