@@ -144,6 +144,10 @@ struct StoreArgs {
     /// Revisions a watch stream may fall behind before it is cancelled as too slow.
     #[arg(long, default_value_t = 4096)]
     watch_buffer: usize,
+    /// Client-write batches each shard keeps in flight (group commit: writes that arrive
+    /// meanwhile ride together in the next Raft entry).
+    #[arg(long, default_value_t = 2)]
+    proposal_pipeline: usize,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
@@ -258,6 +262,7 @@ impl StoreArgs {
         cfg.snapshot_entries = self.snapshot_count.max(1);
         cfg.auto_compaction_retention = self.auto_compaction_retention;
         cfg.watch_buffer = self.watch_buffer.max(1);
+        cfg.proposal_pipeline = self.proposal_pipeline.max(1);
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         if self.peer_transport == PeerTransportArg::Quic {

@@ -1,6 +1,6 @@
 //! The node's one RocksDB instance, shared by the Raft log and the state machine of every shard.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
@@ -12,18 +12,23 @@ use crate::keys::cf;
 #[derive(Clone)]
 pub struct Engine {
     db: Arc<DB>,
+    dir: Arc<PathBuf>,
 }
 
 /// A non-owning handle on the database; see [`Engine::downgrade`].
 #[derive(Clone)]
 pub(crate) struct WeakEngine {
     db: std::sync::Weak<DB>,
+    dir: Arc<PathBuf>,
 }
 
 impl WeakEngine {
     /// The database, if it is still open.
     pub(crate) fn upgrade(&self) -> Option<Engine> {
-        self.db.upgrade().map(|db| Engine { db })
+        self.db.upgrade().map(|db| Engine {
+            db,
+            dir: self.dir.clone(),
+        })
     }
 }
 
@@ -34,7 +39,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Opens (or creates) the database under `dir`.
+    /// Opens (or creates) the database under `dir`, finishes a snapshot installation that a
+    /// crash interrupted and removes snapshot files left over from earlier runs (see
+    /// [`crate::snapshot`]).
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| crate::error::StoreError::Internal(format!("create {dir:?}: {e}")))?;
@@ -55,7 +62,20 @@ impl Engine {
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
-        Ok(Self { db: Arc::new(db) })
+        let engine = Self {
+            db: Arc::new(db),
+            dir: Arc::new(dir.to_path_buf()),
+        };
+        crate::snapshot::recover(&engine).map_err(|e| {
+            crate::error::StoreError::Internal(format!("snapshot recovery in {dir:?}: {e}"))
+        })?;
+        Ok(engine)
+    }
+
+    /// Where shard snapshots live on disk (`<data dir>/snapshots`): built and received
+    /// snapshots under `<shard>/<id>/`, snapshots being received under `staging/`.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
     }
 
     /// The RocksDB handle (never leaves this crate).
@@ -103,6 +123,7 @@ impl Engine {
     pub(crate) fn downgrade(&self) -> WeakEngine {
         WeakEngine {
             db: Arc::downgrade(&self.db),
+            dir: self.dir.clone(),
         }
     }
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! etcd client ─gRPC─► server::{Kv,Watch,Lease,Maintenance,Cluster}
-//!                       │ writes: StoreNode::propose ─► openraft ─► LogStore (RocksDB, fsync)
+//!                       │ writes: StoreNode::propose ─► ProposalBatcher ─► openraft ─► LogStore (RocksDB, fsync)
 //!                       │                                 └─► StateMachineStore::apply ─► mvcc
 //!                       │ reads:  read_barrier (ReadIndex) ─► mvcc::Reader (RocksDB snapshot)
 //!                       └ watch:  WatchHub (live) + RocksDB history (replay)
@@ -24,11 +24,12 @@ pub mod mvcc;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod propose_batch;
 pub mod proto;
 pub mod read_batch;
 pub mod server;
 pub mod shard;
-mod snapshot_format;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 pub mod watch;

@@ -32,10 +32,11 @@ use crate::network::{
     GrpcTransport, PeerNetworkFactory, PeerRequest, PeerResponse, PeerTransport,
     PeerTransportConfig, PeerTransportKind, QuicTransport,
 };
+use crate::propose_batch::ProposalBatcher;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::read_batch::RoundError;
 use crate::state_machine::StateMachineStore;
-use crate::types::{Command, NodeId, NodeInfo, Raft};
+use crate::types::{Command, CommandResponse, NodeId, NodeInfo, Raft};
 use crate::watch::WatchHub;
 
 pub use crate::shard::DEFAULT_SHARD;
@@ -84,6 +85,9 @@ pub struct NodeConfig {
     /// Join an existing cluster (etcd's `--initial-cluster-state existing`): never bootstrap;
     /// wait to be added with `member add`.
     pub join_existing: bool,
+    /// Client-write batches each shard keeps in flight (group commit: writes arriving while
+    /// they are busy ride in the next batch).
+    pub proposal_pipeline: usize,
 }
 
 impl NodeConfig {
@@ -111,6 +115,7 @@ impl NodeConfig {
             shards: ShardMap::default(),
             balance_leaders: true,
             join_existing: false,
+            proposal_pipeline: 2,
         }
     }
 
@@ -131,6 +136,8 @@ pub struct Shard {
     pub hub: Arc<WatchHub>,
     /// Concurrent linearizable reads share ReadIndex rounds.
     pub reads: Arc<crate::read_batch::ReadBatcher>,
+    /// Concurrent client writes share Raft entries.
+    pub writes: Arc<ProposalBatcher>,
 }
 
 /// A running store node.
@@ -156,8 +163,10 @@ pub struct StoreNode {
     /// Set when a shard's Raft stopped on a fatal error (e.g. its disk is full): the node then
     /// stops as a whole (fail-stop), so a supervisor restarts it once the cause is fixed.
     pub fatal: parking_lot::Mutex<Option<String>>,
-    /// Snapshot chunks received so far, per shard: (snapshot id, bytes).
-    snapshot_inbox: parking_lot::Mutex<BTreeMap<ShardId, (String, Vec<u8>)>>,
+    /// This node itself (for tasks that outlive a call, such as write batch flushers).
+    me: std::sync::Weak<StoreNode>,
+    /// Snapshots being received, per shard (chunks go straight to files).
+    snapshot_inbox: crate::snapshot::SnapshotInbox,
 }
 
 impl StoreNode {
@@ -212,11 +221,13 @@ impl StoreNode {
                 raft,
                 hub,
                 reads: Default::default(),
+                writes: Arc::new(ProposalBatcher::new(id, cfg.proposal_pipeline)),
             });
         }
         drop(lease_tx);
         let cluster_id = cluster_id(&cfg.initial_cluster);
-        let node = Arc::new(Self {
+        let node = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             lessor: Arc::new(Lessor::new(cfg.min_lease_ttl())),
             cfg,
             shards,
@@ -344,14 +355,43 @@ impl StoreNode {
 
     /// Replicates `cmd` in `shard` and returns the protobuf-encoded response once it is
     /// applied. Any node accepts writes: followers forward them to the shard's leader.
+    /// Concurrent client writes ride together in [`Command::Batch`] entries.
     pub async fn propose(&self, shard: ShardId, cmd: Command) -> Result<Bytes> {
+        if cmd.batchable() {
+            if let Some(me) = self.me.upgrade() {
+                let writes = Arc::clone(&self.shard(shard).writes);
+                return writes.propose(&me, cmd).await;
+            }
+        }
+        self.propose_entry(shard, cmd).await?.into_one()
+    }
+
+    /// Like [`Self::propose`], but `cmd` gets a Raft entry of its own (never batched).
+    pub async fn propose_alone(&self, shard: ShardId, cmd: Command) -> Result<Bytes> {
+        self.propose_entry(shard, cmd).await?.into_one()
+    }
+
+    /// Replicates a batch of client writes as one entry of `shard`; one outcome per command.
+    pub(crate) async fn propose_batch(
+        &self,
+        shard: ShardId,
+        cmds: Vec<Command>,
+    ) -> Result<Vec<Result<Bytes>>> {
+        let n = cmds.len();
+        self.propose_entry(shard, Command::Batch(cmds))
+            .await?
+            .into_batch(n)
+    }
+
+    /// Replicates `cmd` as one entry of `shard` (through its leader) once it is applied.
+    async fn propose_entry(&self, shard: ShardId, cmd: Command) -> Result<CommandResponse> {
         let deadline = Instant::now() + self.cfg.request_timeout;
         let raft = &self.shard(shard).raft;
         loop {
             let (leader, addr) = self.wait_leader(shard, deadline).await?;
             if leader == self.cfg.id {
                 match raft.client_write(cmd.clone()).await {
-                    Ok(r) => return r.data.0,
+                    Ok(r) => return Ok(r.data),
                     Err(e) => match e.into_api_error() {
                         Some(ClientWriteError::ForwardToLeader(_)) => {}
                         Some(ClientWriteError::LogEntryDiscarded(_)) => {
@@ -365,7 +405,7 @@ impl StoreNode {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let req = PeerRequest::to_shard(shard, PeerRequest::Propose(cmd.clone()));
                 match self.transport.call(&addr, &req, left).await {
-                    Ok(PeerResponse::Proposed(r)) => return r.0,
+                    Ok(PeerResponse::Proposed(r)) => return Ok(r),
                     // The peer was not leader any more and appended nothing: safe to retry.
                     Ok(PeerResponse::Error(StoreError::NoLeader)) => {}
                     Ok(PeerResponse::Error(e)) => return Err(e),
@@ -462,54 +502,40 @@ impl StoreNode {
                 Ok(r) => PeerResponse::Vote(r),
                 Err(e) => fatal(e.to_string()),
             },
-            PeerRequest::Snapshot { vote, meta, data } => {
-                let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, Vec<u8>> {
-                    meta,
-                    snapshot: data,
-                };
-                match raft.install_full_snapshot(vote, snap).await {
-                    Ok(r) => PeerResponse::Snapshot(r),
-                    Err(e) => fatal(e.to_string()),
-                }
-            }
             PeerRequest::SnapshotChunk {
                 vote,
                 meta,
+                files,
+                file,
                 offset,
-                total,
                 data,
             } => {
-                let id = format!("{:?}", meta.last_log_id);
-                let complete = {
-                    let mut inbox = self.snapshot_inbox.lock();
-                    let slot = inbox
-                        .entry(shard)
-                        .or_insert_with(|| (id.clone(), Vec::new()));
-                    if offset == 0 {
-                        *slot = (id.clone(), Vec::with_capacity(total as usize));
-                    }
-                    if slot.0 != id || slot.1.len() as u64 != offset {
-                        let e = format!(
-                            "snapshot chunk out of order (have {} bytes of {}, got offset {offset} of {id})",
-                            slot.1.len(),
-                            slot.0
-                        );
-                        inbox.remove(&shard);
-                        return fatal(e);
-                    }
-                    slot.1.extend_from_slice(&data);
-                    if (slot.1.len() as u64) < total {
-                        return PeerResponse::ChunkAccepted {
-                            next_offset: slot.1.len() as u64,
-                        };
-                    }
-                    inbox.remove(&shard).map(|(_, d)| d).unwrap_or_default()
+                let len = data.len() as u64;
+                let chunk = crate::snapshot::Chunk {
+                    id: format!("{:?}", meta.last_log_id),
+                    files,
+                    file: file as usize,
+                    offset,
+                    data,
                 };
-                metrics::counter!("navarch_store_snapshot_bytes_received_total")
-                    .increment(complete.len() as u64);
-                let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, Vec<u8>> {
+                let received = self.snapshot_inbox.accept(&self.engine, shard, chunk).await;
+                let received = match received {
+                    Ok(r) => r,
+                    Err(e) => return fatal(e),
+                };
+                metrics::counter!("navarch_store_snapshot_bytes_received_total").increment(len);
+                let files = match received {
+                    crate::snapshot::Received::Next { file, offset } => {
+                        return PeerResponse::ChunkAccepted {
+                            file: file as u32,
+                            next_offset: offset,
+                        }
+                    }
+                    crate::snapshot::Received::Complete(files) => files,
+                };
+                let snap = openraft::alias::SnapshotOf::<crate::types::TypeConfig, _> {
                     meta,
-                    snapshot: complete,
+                    snapshot: files,
                 };
                 match raft.install_full_snapshot(vote, snap).await {
                     Ok(r) => PeerResponse::Snapshot(r),

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use crate::engine::Engine;
 use crate::error::StoreError;
 use crate::keys::{cf, Keys};
-use crate::mvcc::{meta, ApplyCtx, LeaseNotice};
+use crate::mvcc::{meta, ApplyCtx, ApplyOutput, LeaseNotice};
 use crate::types::{decode, encode, CommandResponse, LogId, StoredMembership, TypeConfig};
 use crate::watch::WatchHub;
 
@@ -34,8 +34,8 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Snapshot payload: every state-machine row of the shard.
-pub type SnapshotData = Vec<u8>;
+/// Snapshot payload: a handle on the shard's SST files on disk (see [`crate::snapshot`]).
+pub use crate::snapshot::SnapshotData;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
@@ -93,70 +93,38 @@ impl StateMachineStore {
         cmd: &crate::types::Command,
     ) -> io::Result<CommandResponse> {
         let ctx = ApplyCtx::new(&self.engine, self.shard).map_err(io_err)?;
-        match ctx.apply(cmd) {
-            Ok((resp, mut out)) => {
-                self.put_applied(&mut out.batch, log_id)?;
-                self.engine.write_state_machine(out.batch).map_err(io_err)?;
-                if !out.events.is_empty() {
-                    self.hub.publish(out.revision, out.events);
-                }
-                for n in out.lease_notices {
-                    let _ = self.lease_tx.send(n);
-                }
-                Ok(CommandResponse(Ok(resp)))
-            }
-            Err(StoreError::Internal(msg)) => Err(io_err(msg)),
-            Err(e) => {
-                let mut b = WriteBatch::default();
-                self.put_applied(&mut b, log_id)?;
-                self.engine.write_state_machine(b).map_err(io_err)?;
-                Ok(CommandResponse(Err(e)))
-            }
+        let (resp, out) = match cmd {
+            crate::types::Command::Batch(cmds) => match ctx.apply_batch(cmds) {
+                Ok((resps, out)) => (CommandResponse::Batch(resps), out),
+                Err(e) => return Err(io_err(e)),
+            },
+            cmd => match ctx.apply(cmd) {
+                Ok((resp, out)) => (CommandResponse::One(Ok(resp)), out),
+                Err(StoreError::Internal(msg)) => return Err(io_err(msg)),
+                Err(e) => (CommandResponse::One(Err(e)), ApplyOutput::default()),
+            },
+        };
+        metrics::counter!("navarch_store_applied_requests_total").increment(cmd.requests() as u64);
+        let mut batch = out.batch;
+        self.put_applied(&mut batch, log_id)?;
+        self.engine.write_state_machine(batch).map_err(io_err)?;
+        for (rev, events) in out.revisions {
+            self.hub.publish(rev, events);
         }
+        for n in out.lease_notices {
+            let _ = self.lease_tx.send(n);
+        }
+        Ok(resp)
     }
 
     fn build(&self) -> io::Result<Snapshot> {
-        let snap = self.engine.db().snapshot();
-        let mut ro = rocksdb::ReadOptions::default();
-        ro.set_snapshot(&snap);
-        let get = |name: &str| -> io::Result<Option<Vec<u8>>> {
-            self.engine
-                .db()
-                .get_cf_opt(self.engine.cf(cf::META), self.keys.named(name), &ro)
-                .map_err(io_err)
-        };
-        let applied: Option<LogId> = get(meta::APPLIED)?
-            .map(|b| decode(&b).map_err(io_err))
-            .transpose()?;
-        let membership: StoredMembership = get(meta::MEMBERSHIP)?
-            .map(|b| decode(&b).map_err(io_err))
-            .transpose()?
-            .unwrap_or_default();
-        let mut out = crate::snapshot_format::Writer::new();
-        for name in cf::STATE_MACHINE {
-            out.column_family(name)?;
-            let mut ro = rocksdb::ReadOptions::default();
-            ro.set_snapshot(&snap);
-            let from = self.keys.prefix();
-            for item in self.engine.db().iterator_cf_opt(
-                self.engine.cf(name),
-                ro,
-                rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
-            ) {
-                let (k, v) = item.map_err(io_err)?;
-                if !k.starts_with(&self.keys.prefix()) {
-                    break;
-                }
-                out.row(&k, &v)?;
-            }
-        }
-        let data = out.finish();
+        let (files, applied, membership) = crate::snapshot::build(&self.engine, self.shard)?;
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 last_log_id: applied,
                 last_membership: membership,
             },
-            snapshot: data,
+            snapshot: Arc::new(files),
         };
         metrics::counter!("navarch_store_snapshots_built_total").increment(1);
         *self.current_snapshot.lock() = Some(snapshot.clone());
@@ -199,7 +167,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     let mut b = WriteBatch::default();
                     self.put_applied(&mut b, &log_id)?;
                     self.engine.write_state_machine(b).map_err(io_err)?;
-                    CommandResponse(Ok(bytes::Bytes::new()))
+                    CommandResponse::One(Ok(bytes::Bytes::new()))
                 }
                 EntryPayload::Membership(m) => {
                     let mut b = WriteBatch::default();
@@ -211,7 +179,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         encode(&sm).map_err(io_err)?,
                     );
                     self.engine.write_state_machine(b).map_err(io_err)?;
-                    CommandResponse(Ok(bytes::Bytes::new()))
+                    CommandResponse::One(Ok(bytes::Bytes::new()))
                 }
             };
             if let Some(r) = responder {
@@ -230,34 +198,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
-        let mut b = WriteBatch::default();
-        for name in cf::STATE_MACHINE {
-            b.delete_range_cf(
-                self.engine.cf(name),
-                self.keys.prefix().to_vec(),
-                self.keys.upper(),
-            );
-        }
-        let prefix = self.keys.prefix();
-        crate::snapshot_format::read(&snapshot, |name, k, v| {
-            if !cf::STATE_MACHINE.contains(&name) {
-                return Err(io_err(format!("snapshot has unknown column family {name}")));
-            }
-            if !k.starts_with(&prefix) {
-                return Err(io_err("snapshot row outside this shard"));
-            }
-            b.put_cf(self.engine.cf(name), k, v);
-            Ok(())
-        })?;
-        if let Some(l) = &meta.last_log_id {
-            self.put_applied(&mut b, l)?;
-        }
-        b.put_cf(
-            self.engine.cf(cf::META),
-            self.keys.named(meta::MEMBERSHIP),
-            encode(&meta.last_membership).map_err(io_err)?,
+        let (engine, shard, m, files) = (
+            self.engine.clone(),
+            self.shard,
+            meta.clone(),
+            snapshot.clone(),
         );
-        self.engine.write(b, true).map_err(io_err)?;
+        tokio::task::spawn_blocking(move || crate::snapshot::install(&engine, shard, &m, &files))
+            .await
+            .map_err(io_err)??;
         let rev = crate::mvcc::Reader::new(&self.engine, self.shard)
             .revision()
             .map_err(io_err)?;

@@ -1,7 +1,9 @@
 //! Raft type configuration and the commands replicated through the log.
 //!
 //! A [`Command`] carries an etcd request in its protobuf encoding, so the state machine applies
-//! exactly what the client sent, and the log stays compact.
+//! exactly what the client sent, and the log stays compact. Concurrent client writes travel as
+//! one [`Command::Batch`] entry (group commit): one log entry, one fsync, one RocksDB write,
+//! each request still its own revision with its own response.
 
 use std::fmt;
 
@@ -54,6 +56,41 @@ pub enum Command {
         /// `(lease id, remaining seconds)`; 0 means "full TTL".
         leases: Vec<(i64, i64)>,
     },
+    /// Several client writes (Put, DeleteRange, Txn) applied in order in one entry: each gets
+    /// its own revision and response, a failed one leaves no trace, and the entry's effects
+    /// reach RocksDB in one write.
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// Whether this command may ride in a [`Command::Batch`] (client writes only: compaction
+    /// and lease changes read the database directly and stay entries of their own).
+    pub fn batchable(&self) -> bool {
+        matches!(
+            self,
+            Command::Put(_) | Command::DeleteRange(_) | Command::Txn(_)
+        )
+    }
+
+    /// Client requests in this command (a batch counts each of its commands).
+    pub fn requests(&self) -> usize {
+        match self {
+            Command::Batch(cmds) => cmds.len(),
+            _ => 1,
+        }
+    }
+
+    /// Approximate payload size in bytes.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) | Command::Compact(b) => {
+                b.len()
+            }
+            Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } => 16,
+            Command::LeaseCheckpoint { leases } => 16 * leases.len(),
+            Command::Batch(cmds) => cmds.iter().map(Command::payload_bytes).sum(),
+        }
+    }
 }
 
 impl fmt::Display for Command {
@@ -66,13 +103,47 @@ impl fmt::Display for Command {
             Command::LeaseGrant { id, ttl } => write!(f, "LeaseGrant({id:x}, ttl={ttl})"),
             Command::LeaseRevoke { id } => write!(f, "LeaseRevoke({id:x})"),
             Command::LeaseCheckpoint { leases } => write!(f, "LeaseCheckpoint({})", leases.len()),
+            Command::Batch(cmds) => write!(f, "Batch({})", cmds.len()),
         }
     }
 }
 
 /// What applying a [`Command`] produced: the protobuf-encoded etcd response, or the etcd error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommandResponse(pub Result<Bytes, StoreError>);
+pub enum CommandResponse {
+    /// The outcome of a single command.
+    One(Result<Bytes, StoreError>),
+    /// The outcome of each command of a [`Command::Batch`], in order.
+    Batch(Vec<Result<Bytes, StoreError>>),
+}
+
+impl CommandResponse {
+    /// The outcome of a single command (a batch response here is a bug, reported as such).
+    pub fn into_one(self) -> Result<Bytes, StoreError> {
+        match self {
+            CommandResponse::One(r) => r,
+            CommandResponse::Batch(_) => Err(StoreError::Internal(
+                "batch response to a single command".into(),
+            )),
+        }
+    }
+
+    /// The outcomes of a batch of `n` commands.
+    pub fn into_batch(self, n: usize) -> Result<Vec<Result<Bytes, StoreError>>, StoreError> {
+        match self {
+            CommandResponse::Batch(v) if v.len() == n => Ok(v),
+            CommandResponse::Batch(v) => Err(StoreError::Internal(format!(
+                "{} responses to a batch of {n}",
+                v.len()
+            ))),
+            // A batch refused as a whole (e.g. by a peer that is not leader) fails every command.
+            CommandResponse::One(Err(e)) => Ok(vec![Err(e); n]),
+            CommandResponse::One(Ok(_)) => {
+                Err(StoreError::Internal("single response to a batch".into()))
+            }
+        }
+    }
+}
 
 openraft::declare_raft_types!(
     /// Navarch's Raft type configuration.

@@ -1,5 +1,6 @@
-//! A follower that misses more than the retained log catches up by snapshot, and a watch
-//! on it resumes correctly after the snapshot replaced its state.
+//! A follower that misses more than the retained log catches up by snapshot (SST files sent
+//! in chunks, staged on disk, ingested), purges the log the snapshot covers, and serves reads
+//! and new writes afterwards.
 
 use std::time::Duration;
 
@@ -67,6 +68,59 @@ async fn lagging_follower_catches_up_by_snapshot_after_log_purge() {
         "the follower must have caught up by snapshot, not by log replay\n{}",
         c.nodes[follower].log_tail()
     );
+    let received = metric(&body, "navarch_store_snapshot_bytes_received_total").unwrap_or(0.0);
+    assert!(
+        received > 0.0,
+        "the snapshot must have arrived as file chunks\n{}",
+        c.nodes[follower].log_tail()
+    );
+    // Nothing is left half-received, and old snapshots are removed once replaced.
+    let snapshots = c.nodes[follower].data_dir.join("snapshots");
+    eventually(
+        Duration::from_secs(30),
+        "the follower's snapshot directory holds at most the current snapshot per shard",
+        || {
+            let snapshots = snapshots.clone();
+            async move {
+                let entries = |d: &std::path::Path| -> Vec<String> {
+                    std::fs::read_dir(d)
+                        .map(|rd| {
+                            rd.filter_map(|e| e.ok())
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let staging_empty = entries(&snapshots.join("staging")).is_empty();
+                let per_shard_ok = entries(&snapshots)
+                    .iter()
+                    .filter(|n| *n != "staging")
+                    .all(|n| entries(&snapshots.join(n)).len() <= 1);
+                (staging_empty && per_shard_ok).then_some(())
+            }
+        },
+    )
+    .await;
+    // The log the installed snapshot covers is purged (the follower had missed > 1,000
+    // entries of the default shard, which holds /snap/).
+    eventually(
+        Duration::from_secs(30),
+        "the follower purges the log covered by the snapshot",
+        || {
+            let addr = c.nodes[follower].client_addr.clone();
+            async move {
+                let (code, body) = http_get(&addr, "/shards").ok()?;
+                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let purged = v["shards"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["name"] == "default")?["purged_index"]
+                    .as_u64()?;
+                (code == 200 && purged >= 1000).then_some(())
+            }
+        },
+    )
+    .await;
     // It keeps serving new writes too.
     let rev = cl.put("/snap/after", "x").await.unwrap();
     eventually(

@@ -1,7 +1,12 @@
-//! Applying one command: validate, compute on an overlay of this command's own writes, and
-//! collect everything into one WriteBatch together with the new revision.
+//! Applying one entry (a command or a batch of them): validate, compute on an overlay of the
+//! entry's own writes, and collect everything into one WriteBatch together with the new
+//! revision.
 //!
-//! Nothing reaches RocksDB unless the whole command succeeds, so a failed txn leaves no trace.
+//! ```text
+//! command ─► execute: reads (overlay, then RocksDB) + staged writes + overlay undo log
+//!        ├─ ok  ─► staged writes move into the entry's WriteBatch; revision +1 if it changed
+//!        └─ err ─► staged writes dropped, overlay rolled back (a failed txn leaves no trace)
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -40,37 +45,58 @@ pub enum LeaseNotice {
     Reloaded,
 }
 
-/// What applying a command produced.
+/// What applying a command (or a batch of them) produced.
 #[derive(Default)]
 pub struct ApplyOutput {
     /// The batch to write (already includes the revision; the caller adds the applied log id).
     pub batch: WriteBatch,
-    /// The store revision after the command.
+    /// The store revision after the last command.
     pub revision: i64,
-    /// Watch events of this command (all share `revision`), with `prev_kv` filled in.
-    pub events: Vec<Event>,
+    /// Watch events per new revision, in revision order (with `prev_kv` filled in).
+    pub revisions: Vec<(i64, Vec<Event>)>,
     /// Lease table changes.
     pub lease_notices: Vec<LeaseNotice>,
 }
 
-/// The state of one command being applied.
+/// One write of the command being applied, kept apart until the command succeeds.
+enum Staged {
+    Put(&'static str, Vec<u8>, Vec<u8>),
+    Delete(&'static str, Vec<u8>),
+    DeleteRange(&'static str, Vec<u8>, Vec<u8>),
+}
+
+/// The state of one entry being applied: a single command or a batch of them, each computed
+/// on an overlay of the writes before it.
 pub struct ApplyCtx<'a> {
     pub(super) reader: Reader<'a>,
     pub(super) engine: &'a Engine,
     pub(super) keys: Keys,
-    pub(super) batch: WriteBatch,
-    /// The revision before the command.
+    /// Writes of the commands that succeeded so far.
+    batch: WriteBatch,
+    /// Writes of the command being applied.
+    staged: Vec<Staged>,
+    /// The revision before the command being applied.
     pub(super) base_rev: i64,
-    /// Number of changes so far (the sub-revision of the next change).
+    /// Number of changes of the command being applied (the sub-revision of the next change).
     pub(super) changes: u32,
-    /// This command's own writes to current state (`None` = deleted).
+    /// Writes to current state by this entry so far (`None` = deleted).
     pub(super) overlay: BTreeMap<Vec<u8>, Option<KeyValue>>,
+    /// How to take the command being applied out of `overlay` again: each key's entry before
+    /// the command first touched it.
+    undo: Vec<(Vec<u8>, Option<Option<KeyValue>>)>,
+    /// Events of the command being applied.
     pub(super) events: Vec<Event>,
     pub(super) lease_notices: Vec<LeaseNotice>,
+    /// Events of the commands that succeeded, per revision.
+    revisions: Vec<(i64, Vec<Event>)>,
+    /// Lease notices of the commands that succeeded.
+    done_notices: Vec<LeaseNotice>,
+    /// Whether some command changed the revision.
+    rev_changed: bool,
 }
 
 impl<'a> ApplyCtx<'a> {
-    /// Starts applying a command on `shard`.
+    /// Starts applying an entry on `shard`.
     pub fn new(engine: &'a Engine, shard: u32) -> Result<Self> {
         let reader = Reader::new(engine, shard);
         let base_rev = reader.revision()?;
@@ -79,11 +105,16 @@ impl<'a> ApplyCtx<'a> {
             engine,
             keys: Keys::new(shard),
             batch: WriteBatch::default(),
+            staged: Vec::new(),
             base_rev,
             changes: 0,
             overlay: BTreeMap::new(),
+            undo: Vec::new(),
             events: Vec::new(),
             lease_notices: Vec::new(),
+            revisions: Vec::new(),
+            done_notices: Vec::new(),
+            rev_changed: false,
         })
     }
 
@@ -108,8 +139,78 @@ impl<'a> ApplyCtx<'a> {
         })
     }
 
-    /// Applies `cmd`; on error nothing of it is kept.
+    /// Applies `cmd` alone; on error nothing of it is kept.
     pub fn apply(mut self, cmd: &Command) -> Result<(Bytes, ApplyOutput)> {
+        let resp = self.apply_one(cmd)?;
+        Ok((resp, self.finish()))
+    }
+
+    /// Applies the commands of a batch in order, each with its own revision and response; a
+    /// command that fails leaves no trace and does not affect the others. Only an internal
+    /// (storage) error fails the batch as a whole.
+    pub fn apply_batch(mut self, cmds: &[Command]) -> Result<(Vec<Result<Bytes>>, ApplyOutput)> {
+        let mut out = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let r = if cmd.batchable() {
+                self.apply_one(cmd)
+            } else {
+                // Compaction and lease changes read the database directly, which does not
+                // hold this batch's earlier writes yet: the proposer never batches them.
+                Err(StoreError::Membership(format!(
+                    "{cmd} cannot ride in a batch"
+                )))
+            };
+            match r {
+                Err(StoreError::Internal(m)) => return Err(StoreError::Internal(m)),
+                r => out.push(r),
+            }
+        }
+        Ok((out, self.finish()))
+    }
+
+    /// Applies one command on top of the entry's earlier ones: kept if it succeeds, rolled
+    /// back if it fails.
+    fn apply_one(&mut self, cmd: &Command) -> Result<Bytes> {
+        match self.execute(cmd) {
+            Ok(resp) => {
+                for op in self.staged.drain(..) {
+                    match op {
+                        Staged::Put(name, k, v) => self.batch.put_cf(self.engine.cf(name), k, v),
+                        Staged::Delete(name, k) => self.batch.delete_cf(self.engine.cf(name), k),
+                        Staged::DeleteRange(name, from, to) => {
+                            self.batch.delete_range_cf(self.engine.cf(name), from, to)
+                        }
+                    }
+                }
+                if self.changes > 0 {
+                    self.base_rev += 1;
+                    self.rev_changed = true;
+                    self.revisions
+                        .push((self.base_rev, std::mem::take(&mut self.events)));
+                }
+                self.events.clear();
+                self.changes = 0;
+                self.undo.clear();
+                self.done_notices.append(&mut self.lease_notices);
+                Ok(resp)
+            }
+            Err(e) => {
+                self.staged.clear();
+                while let Some((k, before)) = self.undo.pop() {
+                    match before {
+                        Some(v) => self.overlay.insert(k, v),
+                        None => self.overlay.remove(&k),
+                    };
+                }
+                self.events.clear();
+                self.changes = 0;
+                self.lease_notices.clear();
+                Err(e)
+            }
+        }
+    }
+
+    fn execute(&mut self, cmd: &Command) -> Result<Bytes> {
         let resp = match cmd {
             Command::Put(b) => {
                 let r = PutRequest::decode(b.as_ref())?;
@@ -139,28 +240,51 @@ impl<'a> ApplyCtx<'a> {
                 self.lease_checkpoint(leases)?;
                 Vec::new()
             }
+            Command::Batch(_) => {
+                return Err(StoreError::Internal("a batch inside a batch".into()));
+            }
         };
-        Ok((Bytes::from(resp), self.finish()))
+        Ok(Bytes::from(resp))
     }
 
     fn finish(mut self) -> ApplyOutput {
-        let revision = self.current_rev();
-        if self.changes > 0 {
+        if self.rev_changed {
             self.batch.put_cf(
                 self.engine.cf(cf::META),
                 self.keys.named(meta::REV),
-                i64_bytes(revision),
+                i64_bytes(self.base_rev),
             );
         }
         ApplyOutput {
             batch: self.batch,
-            revision,
-            events: self.events,
-            lease_notices: self.lease_notices,
+            revision: self.base_rev,
+            revisions: self.revisions,
+            lease_notices: self.done_notices,
         }
     }
 
-    /// The current value of `key`, including this command's writes.
+    /// Stages a put into column family `name`.
+    pub(super) fn stage_put(&mut self, name: &'static str, key: Vec<u8>, value: Vec<u8>) {
+        self.staged.push(Staged::Put(name, key, value));
+    }
+
+    /// Stages a delete from column family `name`.
+    pub(super) fn stage_delete(&mut self, name: &'static str, key: Vec<u8>) {
+        self.staged.push(Staged::Delete(name, key));
+    }
+
+    /// Stages the deletion of `[from, to)` in column family `name`.
+    pub(super) fn stage_delete_range(&mut self, name: &'static str, from: Vec<u8>, to: Vec<u8>) {
+        self.staged.push(Staged::DeleteRange(name, from, to));
+    }
+
+    /// Sets the current state of `key` in the overlay, remembering how to undo it.
+    fn set_overlay(&mut self, key: Vec<u8>, value: Option<KeyValue>) {
+        let before = self.overlay.insert(key.clone(), value);
+        self.undo.push((key, before));
+    }
+
+    /// The current value of `key`, including this entry's writes.
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
         match self.overlay.get(key) {
             Some(v) => Ok(v.clone()),
@@ -168,7 +292,7 @@ impl<'a> ApplyCtx<'a> {
         }
     }
 
-    /// Current key-values in `range`, including this command's writes, in key order.
+    /// Current key-values in `range`, including this entry's writes, in key order.
     pub(super) fn scan(&self, range: &KeyRange) -> Result<Vec<KeyValue>> {
         let mut merged: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
         self.reader.scan_current(range, |kv| {
@@ -214,16 +338,8 @@ impl<'a> ApplyCtx<'a> {
         let rev = self.next_rev();
         let sub = self.changes;
         self.changes += 1;
-        self.batch.put_cf(
-            self.engine.cf(cf::HIST),
-            self.keys.hist(&kv.key, rev),
-            encode_kv(&kv),
-        );
-        self.batch.put_cf(
-            self.engine.cf(cf::EVENTS),
-            self.keys.event(rev, sub),
-            &kv.key,
-        );
+        self.stage_put(cf::HIST, self.keys.hist(&kv.key, rev), encode_kv(&kv));
+        self.stage_put(cf::EVENTS, self.keys.event(rev, sub), kv.key.clone());
         self.events.push(Event {
             r#type: ty as i32,
             kv: Some(kv),
@@ -254,25 +370,18 @@ impl<'a> ApplyCtx<'a> {
         let old_lease = prev.as_ref().map_or(0, |p| p.lease);
         if old_lease != kv.lease {
             if old_lease != 0 {
-                self.batch.delete_cf(
-                    self.engine.cf(cf::LEASE_KEYS),
-                    self.keys.lease_key(old_lease, &kv.key),
-                );
+                self.stage_delete(cf::LEASE_KEYS, self.keys.lease_key(old_lease, &kv.key));
             }
             if kv.lease != 0 {
-                self.batch.put_cf(
-                    self.engine.cf(cf::LEASE_KEYS),
+                self.stage_put(
+                    cf::LEASE_KEYS,
                     self.keys.lease_key(kv.lease, &kv.key),
-                    [],
+                    Vec::new(),
                 );
             }
         }
-        self.batch.put_cf(
-            self.engine.cf(cf::KV),
-            self.keys.kv(&kv.key),
-            encode_kv(&kv),
-        );
-        self.overlay.insert(kv.key.clone(), Some(kv.clone()));
+        self.stage_put(cf::KV, self.keys.kv(&kv.key), encode_kv(&kv));
+        self.set_overlay(kv.key.clone(), Some(kv.clone()));
         self.record_change(kv, prev.clone(), EventType::Put);
         Ok(PutResponse {
             header: self.header(),
@@ -305,14 +414,10 @@ impl<'a> ApplyCtx<'a> {
     pub(super) fn delete_key(&mut self, prev: KeyValue) {
         let key = prev.key.clone();
         if prev.lease != 0 {
-            self.batch.delete_cf(
-                self.engine.cf(cf::LEASE_KEYS),
-                self.keys.lease_key(prev.lease, &key),
-            );
+            self.stage_delete(cf::LEASE_KEYS, self.keys.lease_key(prev.lease, &key));
         }
-        self.batch
-            .delete_cf(self.engine.cf(cf::KV), self.keys.kv(&key));
-        self.overlay.insert(key.clone(), None);
+        self.stage_delete(cf::KV, self.keys.kv(&key));
+        self.set_overlay(key.clone(), None);
         let tomb = KeyValue {
             key,
             mod_revision: self.next_rev(),
@@ -364,17 +469,13 @@ impl<'a> ApplyCtx<'a> {
                     continue;
                 }
             }
-            self.batch.delete_cf(hist, k);
+            self.stage_delete(cf::HIST, k.to_vec());
         }
-        self.batch.delete_range_cf(
-            self.engine.cf(cf::EVENTS),
-            self.keys.event(0, 0),
-            self.keys.event(rev, 0),
-        );
-        self.batch.put_cf(
-            self.engine.cf(cf::META),
+        self.stage_delete_range(cf::EVENTS, self.keys.event(0, 0), self.keys.event(rev, 0));
+        self.stage_put(
+            cf::META,
             self.keys.named(meta::COMPACT_REV),
-            i64_bytes(rev),
+            i64_bytes(rev).to_vec(),
         );
         Ok(())
     }

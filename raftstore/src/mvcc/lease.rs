@@ -44,11 +44,7 @@ impl<'a> ApplyCtx<'a> {
             ttl,
             remaining_ttl: 0,
         };
-        self.batch.put_cf(
-            self.engine.cf(cf::LEASE),
-            self.keys.lease(id),
-            encode(&rec)?,
-        );
+        self.stage_put(cf::LEASE, self.keys.lease(id), encode(&rec)?);
         self.lease_notices.push(LeaseNotice::Granted { id, ttl });
         Ok(LeaseGrantResponse {
             header: self.header(),
@@ -67,13 +63,8 @@ impl<'a> ApplyCtx<'a> {
                 self.delete_key(prev);
             }
         }
-        self.batch.delete_range_cf(
-            self.engine.cf(cf::LEASE_KEYS),
-            self.keys.lease(id),
-            self.keys.lease(id + 1),
-        );
-        self.batch
-            .delete_cf(self.engine.cf(cf::LEASE), self.keys.lease(id));
+        self.stage_delete_range(cf::LEASE_KEYS, self.keys.lease(id), self.keys.lease(id + 1));
+        self.stage_delete(cf::LEASE, self.keys.lease(id));
         self.lease_notices.push(LeaseNotice::Revoked { id });
         Ok(LeaseRevokeResponse {
             header: self.header(),
@@ -84,11 +75,7 @@ impl<'a> ApplyCtx<'a> {
         for &(id, remaining) in leases {
             if let Some(mut rec) = read_lease(self.engine, self.keys, id)? {
                 rec.remaining_ttl = remaining;
-                self.batch.put_cf(
-                    self.engine.cf(cf::LEASE),
-                    self.keys.lease(id),
-                    encode(&rec)?,
-                );
+                self.stage_put(cf::LEASE, self.keys.lease(id), encode(&rec)?);
             }
         }
         Ok(())

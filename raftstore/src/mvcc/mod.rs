@@ -8,6 +8,8 @@
 //! `mod_revision`, `version` and tombstones exactly as etcd defines them.
 
 mod apply;
+#[cfg(test)]
+mod batch_tests;
 mod lease;
 mod read;
 mod txn;

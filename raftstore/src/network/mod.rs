@@ -28,11 +28,13 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
+use openraft::type_config::TypeConfigExt;
 use openraft::RaftNetworkV2;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::shard::{ShardId, DEFAULT_SHARD};
+use crate::snapshot::SnapshotFile;
 use crate::types::{decode, encode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
 
 pub use grpc::GrpcTransport;
@@ -49,28 +51,22 @@ pub enum PeerRequest {
     Vote(VoteRequest<TypeConfig>),
     /// Raft pre-vote.
     PreVote(VoteRequest<TypeConfig>),
-    /// A whole snapshot.
-    Snapshot {
-        /// Leader's vote.
-        vote: Vote,
-        /// Snapshot metadata.
-        meta: SnapshotMeta,
-        /// Snapshot payload.
-        data: Vec<u8>,
-    },
-    /// One chunk of a snapshot; the receiver acknowledges each chunk before the next is sent
-    /// (back-pressure), and installs the snapshot when the last one arrives.
+    /// One chunk of a snapshot's files (see [`crate::snapshot`]); the receiver acknowledges
+    /// each chunk before the next is sent (back-pressure), and installs the snapshot when the
+    /// last byte of the last file arrives. A chunk at offset 0 of file 0 starts a transfer.
     SnapshotChunk {
         /// Leader's vote.
         vote: Vote,
-        /// Snapshot metadata (its id keys the receiver's buffer).
+        /// Snapshot metadata (its last log id identifies the transfer at the receiver).
         meta: SnapshotMeta,
-        /// Byte offset of this chunk.
+        /// Every file of the snapshot, in order.
+        files: Vec<SnapshotFile>,
+        /// Index into `files` of this chunk's file.
+        file: u32,
+        /// Byte offset of this chunk in that file.
         offset: u64,
-        /// Total snapshot size.
-        total: u64,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The bytes (MessagePack `bin`, not an array of integers).
+        data: bytes::Bytes,
     },
     /// A client write forwarded to the leader.
     Propose(Command),
@@ -146,7 +142,7 @@ impl PeerRequest {
     /// Whether this is bulk data (a snapshot) that should yield to other traffic.
     pub fn is_bulk(&self) -> bool {
         match self {
-            PeerRequest::Snapshot { .. } | PeerRequest::SnapshotChunk { .. } => true,
+            PeerRequest::SnapshotChunk { .. } => true,
             PeerRequest::ToShard { req, .. } => req.is_bulk(),
             _ => false,
         }
@@ -185,9 +181,11 @@ pub enum PeerResponse {
     },
     /// Done (no payload).
     Done,
-    /// A snapshot chunk was stored; send the next one from this offset.
+    /// A snapshot chunk was stored; send the next one from this file and offset.
     ChunkAccepted {
-        /// Bytes received so far.
+        /// Index of the file to continue with.
+        file: u32,
+        /// Bytes of that file received so far.
         next_offset: u64,
     },
     /// Answer to [`PeerRequest::RaftTransferLeader`].
@@ -274,7 +272,7 @@ pub const PEER_STREAM_WINDOW: u32 = 16 << 20;
 /// HTTP/2 connection window for peer traffic.
 pub const PEER_CONN_WINDOW: u32 = 64 << 20;
 
-/// Largest frame a peer accepts (snapshots travel whole for now).
+/// Largest frame a peer accepts.
 pub const MAX_PEER_FRAME: usize = 1 << 30;
 
 /// Which transport a node uses for its peers (every member of a cluster must use the same).
@@ -597,29 +595,54 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let data = snapshot.snapshot;
+        let files = snapshot.snapshot;
         let meta = snapshot.meta;
-        let total = data.len() as u64;
+        let manifest = files.files().to_vec();
         // Each chunk gets its own deadline, so a large snapshot never times out as a whole;
-        // the next chunk leaves only after the previous one is acknowledged.
+        // the next chunk is read from disk and sent only after the previous one is
+        // acknowledged, so neither side holds more than a chunk in memory.
         let timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
         let send = async {
-            let mut offset = 0u64;
+            let (mut file, mut offset) = (0usize, 0u64);
             loop {
-                let end = (offset as usize + SNAPSHOT_CHUNK_BYTES).min(data.len());
+                let data = if file < manifest.len() {
+                    let files = files.clone();
+                    tokio::task::spawn_blocking(move || {
+                        files.read_chunk(file, offset, SNAPSHOT_CHUNK_BYTES)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(|e| {
+                        StreamingError::StorageError(openraft::StorageError::read_snapshot(
+                            None,
+                            TypeConfig::err_from_error(&e),
+                        ))
+                    })?
+                } else {
+                    // A snapshot without files (an empty shard) still takes one chunk.
+                    bytes::Bytes::new()
+                };
                 let req = PeerRequest::to_shard(
                     self.shard,
                     PeerRequest::SnapshotChunk {
                         vote,
                         meta: meta.clone(),
+                        files: manifest.clone(),
+                        file: file as u32,
                         offset,
-                        total,
-                        data: data[offset as usize..end].to_vec(),
+                        data,
                     },
                 );
                 match self.transport.call(&self.addr, &req, timeout).await {
-                    Ok(PeerResponse::ChunkAccepted { next_offset }) if next_offset <= total => {
-                        offset = next_offset;
+                    Ok(PeerResponse::ChunkAccepted {
+                        file: f,
+                        next_offset,
+                    }) if manifest
+                        .get(f as usize)
+                        .is_some_and(|m| next_offset < m.size) =>
+                    {
+                        (file, offset) = (f as usize, next_offset);
                     }
                     Ok(PeerResponse::Snapshot(s)) => return Ok(s),
                     Ok(other) => {

@@ -497,7 +497,7 @@ mod tests {
                 seen.fetch_add(1, Ordering::SeqCst);
                 match req {
                     PeerRequest::Propose(Command::Put(b)) => {
-                        PeerResponse::Proposed(CommandResponse(Ok(b)))
+                        PeerResponse::Proposed(CommandResponse::One(Ok(b)))
                     }
                     PeerRequest::LeaseTimeToLive { id: 99 } => std::future::pending().await,
                     PeerRequest::LeaseTimeToLive { id } => {
@@ -575,7 +575,7 @@ mod tests {
         let big = Bytes::from((0..8u32 << 20).map(|i| i as u8).collect::<Vec<u8>>());
         let req = PeerRequest::Propose(Command::Put(big.clone()));
         match client.call(&h.addr, &req, T).await.unwrap() {
-            PeerResponse::Proposed(CommandResponse(Ok(b))) => assert!(b == big),
+            PeerResponse::Proposed(CommandResponse::One(Ok(b))) => assert!(b == big),
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(h.seen.load(Ordering::SeqCst), 2);

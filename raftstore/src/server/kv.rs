@@ -143,9 +143,15 @@ impl Kv for KvService {
             check_size(&self.node, &r)?;
             check_txn(&r)?;
             let shard = self.txn_shard(&r)?;
-            let mut resp: TxnResponse = self
-                .write(shard, Command::Txn(r.encode_to_vec().into()))
-                .await?;
+            let cmd = Command::Txn(r.encode_to_vec().into());
+            let mut resp: TxnResponse = if reads_history(&r) {
+                // A historical read inside a txn must see every revision before it in RocksDB,
+                // which a batch's earlier commands are not yet: such a txn travels alone.
+                let bytes = self.node.propose_alone(shard, cmd).await?;
+                TxnResponse::decode(bytes.as_ref()).map_err(StoreError::from)?
+            } else {
+                self.write(shard, cmd).await?
+            };
             self.fix(shard, &mut resp.header);
             Ok(Response::new(resp))
         })
@@ -197,4 +203,16 @@ impl Kv for KvService {
         })
         .await
     }
+}
+
+/// Whether a txn (nested ones included) reads at a past revision.
+fn reads_history(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .any(|op| match &op.request {
+            Some(Op::RequestRange(r)) => r.revision != 0,
+            Some(Op::RequestTxn(n)) => reads_history(n),
+            _ => false,
+        })
 }

@@ -29,6 +29,10 @@ pub struct ShardStatus {
     pub term: u64,
     /// Last applied log index on this member.
     pub applied_index: u64,
+    /// Last log index purged on this member (0 if none): the log up to it was dropped
+    /// because a snapshot covers it.
+    #[serde(default)]
+    pub purged_index: u64,
     /// Shard revision on this member.
     pub revision: i64,
     /// Approximate bytes on disk.
@@ -70,6 +74,7 @@ pub fn node_status(node: &StoreNode) -> NodeStatus {
                 leader: m.current_leader.unwrap_or(0),
                 term: m.current_term,
                 applied_index: m.last_applied.as_ref().map_or(0, |l| l.index),
+                purged_index: m.purged.as_ref().map_or(0, |l| l.index),
                 revision: s.hub.revision(),
                 size_bytes: node.engine.approximate_shard_size(s.id),
                 voters,

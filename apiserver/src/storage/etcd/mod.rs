@@ -334,8 +334,22 @@ fn map_status(s: &Status, ctx: ErrCtx<'_>) -> StorageError {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
             StorageError::Unavailable(format!("{:?}: {msg}", s.code()))
         }
+        // tonic reports a connection that broke mid-request (the store was killed) as
+        // `Unknown: transport error`; grpc-go, which Kubernetes sees, says `Unavailable:
+        // transport is closing`. Either way the store may come back: unavailable.
+        Code::Unknown if transport_broke(msg) => {
+            StorageError::Unavailable(format!("{:?}: {msg}", s.code()))
+        }
         code => StorageError::Internal(format!("{code:?}: {msg}")),
     }
+}
+
+/// Whether an `Unknown` status is tonic's report of a broken connection rather than an error
+/// the store sent.
+fn transport_broke(msg: &str) -> bool {
+    ["transport error", "connection reset", "broken pipe", "connection closed"]
+        .iter()
+        .any(|m| msg.contains(m))
 }
 
 /// The first key after every key starting with `prefix` (etcd's prefix range end).
@@ -718,6 +732,15 @@ mod tests {
         ));
         assert!(matches!(
             map_status(&Status::internal("boom"), ctx),
+            StorageError::Internal(_)
+        ));
+        // A connection broken mid-request (store killed) is unavailability, not a bug.
+        assert!(matches!(
+            map_status(&Status::unknown("transport error"), ctx),
+            StorageError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map_status(&Status::unknown("something else"), ctx),
             StorageError::Internal(_)
         ));
     }
