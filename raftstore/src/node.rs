@@ -193,6 +193,7 @@ impl StoreNode {
         .validate()
         .map_err(|e| StoreError::Internal(format!("raft config: {e}")))?;
         let raft_cfg = Arc::new(raft_cfg);
+        let shutdown = CancellationToken::new();
         let mut shards = Vec::with_capacity(cfg.shards.len());
         for spec in cfg.shards.shards() {
             let id = spec.id;
@@ -206,7 +207,9 @@ impl StoreNode {
             } else {
                 mpsc::unbounded_channel().0
             };
-            let sm = StateMachineStore::new(engine.clone(), id, hub.clone(), notices);
+            let due = Arc::new(tokio::sync::Notify::new());
+            let sm = StateMachineStore::new(engine.clone(), id, hub.clone(), notices)
+                .snapshot_every(cfg.snapshot_entries, due.clone());
             let raft = Raft::new(
                 cfg.id,
                 raft_cfg.clone(),
@@ -216,6 +219,7 @@ impl StoreNode {
             )
             .await
             .map_err(|e| StoreError::Internal(format!("raft start (shard {id}): {e}")))?;
+            tokio::spawn(snapshot_when_due(raft.clone(), due, shutdown.clone()));
             shards.push(Shard {
                 id,
                 raft,
@@ -234,7 +238,7 @@ impl StoreNode {
             engine,
             transport,
             cluster_id,
-            shutdown: CancellationToken::new(),
+            shutdown,
             draining: AtomicBool::new(false),
             peers_draining: Default::default(),
             snapshot_inbox: Default::default(),
@@ -668,6 +672,21 @@ impl StoreNode {
 
 /// Stops the node when any shard's Raft has stopped on a fatal error (storage I/O error such as
 /// a full disk): a member that cannot persist must not keep serving half of its shards.
+/// Builds a snapshot of one shard whenever its state machine says enough requests were
+/// applied since the last one (see [`StateMachineStore::snapshot_every`]).
+async fn snapshot_when_due(raft: Raft, due: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = due.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = raft.trigger().snapshot().await {
+            tracing::debug!(error = %e, "snapshot trigger");
+            return;
+        }
+    }
+}
+
 async fn watch_fatal(node: Arc<StoreNode>) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {

@@ -14,6 +14,7 @@
 //! Raft log.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
@@ -24,9 +25,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::engine::Engine;
-use crate::error::StoreError;
 use crate::keys::{cf, Keys};
-use crate::mvcc::{meta, ApplyCtx, ApplyOutput, LeaseNotice};
+use crate::mvcc::{meta, ApplyCache, ApplyCtx, LeaseNotice};
 use crate::types::{decode, encode, CommandResponse, LogId, StoredMembership, TypeConfig};
 use crate::watch::WatchHub;
 
@@ -48,6 +48,13 @@ pub struct StateMachineStore {
     hub: Arc<WatchHub>,
     lease_tx: mpsc::UnboundedSender<LeaseNotice>,
     current_snapshot: Arc<parking_lot::Mutex<Option<Snapshot>>>,
+    /// Revision and recent values, so the usual put reads nothing from RocksDB.
+    cache: Arc<parking_lot::Mutex<ApplyCache>>,
+    /// Client requests applied since the last snapshot (a batch entry counts each).
+    since_snapshot: Arc<AtomicU64>,
+    /// Requests between snapshots and whom to tell when one is due (see
+    /// [`StateMachineStore::snapshot_every`]).
+    snapshot_due: Option<(u64, Arc<tokio::sync::Notify>)>,
 }
 
 impl StateMachineStore {
@@ -66,7 +73,19 @@ impl StateMachineStore {
             hub,
             lease_tx,
             current_snapshot: Arc::new(parking_lot::Mutex::new(None)),
+            cache: Default::default(),
+            since_snapshot: Default::default(),
+            snapshot_due: None,
         }
+    }
+
+    /// Signals `due` each time `requests` client requests were applied since the last
+    /// snapshot. openraft's own policy counts log entries, and one batch entry may carry
+    /// hundreds of requests: counting requests keeps the log between snapshots (and so the
+    /// disk it takes and the replay after a restart) as bounded as etcd's `--snapshot-count`.
+    pub fn snapshot_every(mut self, requests: u64, due: Arc<tokio::sync::Notify>) -> Self {
+        self.snapshot_due = Some((requests.max(1), due));
+        self
     }
 
     fn read_meta<T: for<'de> Deserialize<'de>>(&self, name: &str) -> io::Result<Option<T>> {
@@ -92,22 +111,34 @@ impl StateMachineStore {
         log_id: &LogId,
         cmd: &crate::types::Command,
     ) -> io::Result<CommandResponse> {
-        let ctx = ApplyCtx::new(&self.engine, self.shard).map_err(io_err)?;
+        let mut cache = self.cache.lock();
+        let ctx = ApplyCtx::cached(&self.engine, self.shard, &cache).map_err(io_err)?;
         let (resp, out) = match cmd {
             crate::types::Command::Batch(cmds) => match ctx.apply_batch(cmds) {
                 Ok((resps, out)) => (CommandResponse::Batch(resps), out),
                 Err(e) => return Err(io_err(e)),
             },
-            cmd => match ctx.apply(cmd) {
-                Ok((resp, out)) => (CommandResponse::One(Ok(resp)), out),
-                Err(StoreError::Internal(msg)) => return Err(io_err(msg)),
-                Err(e) => (CommandResponse::One(Err(e)), ApplyOutput::default()),
+            cmd => match ctx.apply_entry(cmd) {
+                Ok((resp, out)) => (CommandResponse::One(resp), out),
+                Err(e) => return Err(io_err(e)),
             },
         };
         metrics::counter!("navarch_store_applied_requests_total").increment(cmd.requests() as u64);
         let mut batch = out.batch;
         self.put_applied(&mut batch, log_id)?;
-        self.engine.write_state_machine(batch).map_err(io_err)?;
+        if let Err(e) = self.engine.write_state_machine(batch) {
+            cache.clear();
+            return Err(io_err(e));
+        }
+        cache.written(out.revision, out.current);
+        drop(cache);
+        let requests = cmd.requests() as u64;
+        let since = self.since_snapshot.fetch_add(requests, Ordering::Relaxed) + requests;
+        if let Some((every, due)) = &self.snapshot_due {
+            if since >= *every && since - requests < *every {
+                due.notify_one();
+            }
+        }
         for (rev, events) in out.revisions {
             self.hub.publish(rev, events);
         }
@@ -118,7 +149,14 @@ impl StateMachineStore {
     }
 
     fn build(&self) -> io::Result<Snapshot> {
+        let since = self.since_snapshot.load(Ordering::Relaxed);
         let (files, applied, membership) = crate::snapshot::build(&self.engine, self.shard)?;
+        // Requests applied while the snapshot was built count towards the next one.
+        let _ = self
+            .since_snapshot
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(since))
+            });
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 last_log_id: applied,
@@ -204,9 +242,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta.clone(),
             snapshot.clone(),
         );
+        self.cache.lock().clear();
         tokio::task::spawn_blocking(move || crate::snapshot::install(&engine, shard, &m, &files))
             .await
             .map_err(io_err)??;
+        self.cache.lock().clear();
+        self.since_snapshot.store(0, Ordering::Relaxed);
         let rev = crate::mvcc::Reader::new(&self.engine, self.shard)
             .revision()
             .map_err(io_err)?;
@@ -222,5 +263,68 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         Ok(self.current_snapshot.lock().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openraft::entry::RaftEntry;
+    use prost::Message;
+
+    use super::*;
+    use crate::proto::etcdserverpb::PutRequest;
+    use crate::types::{Command, Entry};
+
+    fn put(i: usize) -> Command {
+        let req = PutRequest {
+            key: format!("k{}", i % 7).into_bytes(),
+            value: vec![b'v'; 10],
+            ..Default::default()
+        };
+        Command::Put(req.encode_to_vec().into())
+    }
+
+    /// Applies `entries` (no responders) and reports whether a snapshot became due.
+    async fn apply(
+        sm: &mut StateMachineStore,
+        entries: Vec<Entry>,
+        due: &tokio::sync::Notify,
+    ) -> bool {
+        let stream = futures::stream::iter(entries.into_iter().map(|e| Ok((e, None))));
+        sm.apply(stream).await.unwrap();
+        tokio::time::timeout(Duration::from_millis(1), due.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn snapshots_fall_due_by_requests_not_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(WatchHub::new(1, 16));
+        let due = Arc::new(tokio::sync::Notify::new());
+        let mut sm = StateMachineStore::new(engine, 0, hub, tx).snapshot_every(100, due.clone());
+        let log_id = |i| openraft::testing::log_id::<TypeConfig>(1, 1, i);
+
+        // Two batch entries of 60 requests: the second crosses 100 requests.
+        let batch = |from: usize| Command::Batch((from..from + 60).map(put).collect());
+        assert!(!apply(&mut sm, vec![Entry::new_normal(log_id(1), batch(0))], &due).await);
+        assert!(apply(&mut sm, vec![Entry::new_normal(log_id(2), batch(60))], &due).await);
+
+        // A snapshot resets the count; 99 single entries later none is due yet, the 100th is.
+        sm.build().unwrap();
+        let singles = |from: u64, n: u64| {
+            (from..from + n)
+                .map(|i| Entry::new_normal(log_id(i), put(i as usize)))
+                .collect::<Vec<_>>()
+        };
+        assert!(!apply(&mut sm, singles(3, 99), &due).await);
+        assert!(apply(&mut sm, singles(102, 1), &due).await);
+        // Every request was applied: revision 1 + 120 + 100.
+        let rev = crate::mvcc::Reader::new(&sm.engine, 0).revision().unwrap();
+        assert_eq!(rev, 221);
     }
 }

@@ -56,6 +56,45 @@ pub struct ApplyOutput {
     pub revisions: Vec<(i64, Vec<Event>)>,
     /// Lease table changes.
     pub lease_notices: Vec<LeaseNotice>,
+    /// The entry's writes to current state, by key (`None` = deleted), for [`ApplyCache`].
+    pub current: BTreeMap<Vec<u8>, Option<KeyValue>>,
+}
+
+/// What the apply path of one shard remembers between entries, so that the usual put does not
+/// search RocksDB's memtables for the revision and the key's previous version: the revision,
+/// and the current value of recently written keys (bounded; dropped wholesale when full).
+///
+/// It must only ever mirror what RocksDB holds: [`ApplyCache::written`] after each entry's
+/// write succeeded, [`ApplyCache::clear`] whenever the shard's state is replaced (snapshot).
+#[derive(Debug, Default)]
+pub struct ApplyCache {
+    revision: Option<i64>,
+    values: std::collections::HashMap<Vec<u8>, Option<KeyValue>>,
+    bytes: usize,
+}
+
+impl ApplyCache {
+    /// Bytes of keys and values kept before the cache starts over.
+    pub const MAX_BYTES: usize = 32 << 20;
+
+    /// Records an entry whose write reached RocksDB.
+    pub fn written(&mut self, out_revision: i64, current: BTreeMap<Vec<u8>, Option<KeyValue>>) {
+        self.revision = Some(out_revision);
+        for (k, v) in current {
+            let size = k.len() + v.as_ref().map_or(0, |kv| kv.value.len() + 64);
+            if self.bytes + size > Self::MAX_BYTES {
+                self.values.clear();
+                self.bytes = 0;
+            }
+            self.bytes += size;
+            self.values.insert(k, v);
+        }
+    }
+
+    /// Forgets everything (the shard's state was replaced or a write failed).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// One write of the command being applied, kept apart until the command succeeds.
@@ -70,6 +109,7 @@ enum Staged {
 pub struct ApplyCtx<'a> {
     pub(super) reader: Reader<'a>,
     pub(super) engine: &'a Engine,
+    cache: Option<&'a ApplyCache>,
     pub(super) keys: Keys,
     /// Writes of the commands that succeeded so far.
     batch: WriteBatch,
@@ -98,11 +138,24 @@ pub struct ApplyCtx<'a> {
 impl<'a> ApplyCtx<'a> {
     /// Starts applying an entry on `shard`.
     pub fn new(engine: &'a Engine, shard: u32) -> Result<Self> {
+        Self::start(engine, shard, None)
+    }
+
+    /// Starts applying an entry on `shard`, reading through `cache` where it knows the answer.
+    pub fn cached(engine: &'a Engine, shard: u32, cache: &'a ApplyCache) -> Result<Self> {
+        Self::start(engine, shard, Some(cache))
+    }
+
+    fn start(engine: &'a Engine, shard: u32, cache: Option<&'a ApplyCache>) -> Result<Self> {
         let reader = Reader::new(engine, shard);
-        let base_rev = reader.revision()?;
+        let base_rev = match cache.and_then(|c| c.revision) {
+            Some(rev) => rev,
+            None => reader.revision()?,
+        };
         Ok(Self {
             reader,
             engine,
+            cache,
             keys: Keys::new(shard),
             batch: WriteBatch::default(),
             staged: Vec::new(),
@@ -143,6 +196,15 @@ impl<'a> ApplyCtx<'a> {
     pub fn apply(mut self, cmd: &Command) -> Result<(Bytes, ApplyOutput)> {
         let resp = self.apply_one(cmd)?;
         Ok((resp, self.finish()))
+    }
+
+    /// Applies `cmd` as a whole entry: an etcd error (nothing of the command kept) is the
+    /// command's outcome; only an internal (storage) error fails the entry.
+    pub fn apply_entry(mut self, cmd: &Command) -> Result<(Result<Bytes>, ApplyOutput)> {
+        match self.apply_one(cmd) {
+            Err(StoreError::Internal(m)) => Err(StoreError::Internal(m)),
+            r => Ok((r, self.finish())),
+        }
     }
 
     /// Applies the commands of a batch in order, each with its own revision and response; a
@@ -260,6 +322,7 @@ impl<'a> ApplyCtx<'a> {
             revision: self.base_rev,
             revisions: self.revisions,
             lease_notices: self.done_notices,
+            current: self.overlay,
         }
     }
 
@@ -286,10 +349,13 @@ impl<'a> ApplyCtx<'a> {
 
     /// The current value of `key`, including this entry's writes.
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
-        match self.overlay.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => self.reader.get(key),
+        if let Some(v) = self.overlay.get(key) {
+            return Ok(v.clone());
         }
+        if let Some(v) = self.cache.and_then(|c| c.values.get(key)) {
+            return Ok(v.clone());
+        }
+        self.reader.get(key)
     }
 
     /// Current key-values in `range`, including this entry's writes, in key order.

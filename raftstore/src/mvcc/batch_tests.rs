@@ -1,13 +1,14 @@
 //! A batch entry must be indistinguishable from its commands applied one entry each: same
 //! responses (revisions included), same watch events, same rows in every state-machine column
 //! family — including commands that fail half-way (a txn whose range is refused after its put
-//! was computed) and commands that read what earlier commands of the same batch wrote.
+//! was computed) and commands that read what earlier commands of the same batch wrote. The
+//! batched side also reads through an [`ApplyCache`], as the state machine does.
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message;
 
-use super::ApplyCtx;
+use super::{ApplyCache, ApplyCtx};
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::keys::{cf, Keys};
@@ -184,14 +185,31 @@ fn apply_alone(engine: &Engine, cmd: &Command, t: &mut Trace) {
     }
 }
 
-fn apply_batch(engine: &Engine, cmds: &[Command], t: &mut Trace) {
-    if cmds.is_empty() {
-        return;
-    }
-    let (resps, out) = ApplyCtx::new(engine, 0).unwrap().apply_batch(cmds).unwrap();
+/// Applies one entry the way the state machine does: through the cache, which then learns
+/// the entry's writes.
+fn apply_cached(engine: &Engine, cache: &mut ApplyCache, cmd: &Command, t: &mut Trace) {
+    let ctx = ApplyCtx::cached(engine, 0, cache).unwrap();
+    let out = match cmd {
+        Command::Batch(cmds) => {
+            let (resps, out) = ctx.apply_batch(cmds).unwrap();
+            t.outcomes.extend(resps);
+            out
+        }
+        cmd => {
+            let (resp, out) = ctx.apply_entry(cmd).unwrap();
+            t.outcomes.push(resp);
+            out
+        }
+    };
     engine.write(out.batch, false).unwrap();
     t.events.extend(out.revisions);
-    t.outcomes.extend(resps);
+    cache.written(out.revision, out.current);
+}
+
+fn apply_batch(engine: &Engine, cache: &mut ApplyCache, cmds: &[Command], t: &mut Trace) {
+    if !cmds.is_empty() {
+        apply_cached(engine, cache, &Command::Batch(cmds.to_vec()), t);
+    }
 }
 
 /// Every state-machine row of shard 0.
@@ -224,6 +242,7 @@ fn run(ops: &[Op], cuts: &[bool]) -> (Trace, Trace, bool) {
     let a = Engine::open(dir_a.path()).unwrap();
     let b = Engine::open(dir_b.path()).unwrap();
     let (mut ta, mut tb) = (Trace::default(), Trace::default());
+    let mut cache = ApplyCache::default();
     let mut pending: Vec<Command> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         // Commands are built from the sequential engine's revision, so both get the same.
@@ -232,16 +251,16 @@ fn run(ops: &[Op], cuts: &[bool]) -> (Trace, Trace, bool) {
         if cmd.batchable() {
             pending.push(cmd);
             if cuts.get(i).copied().unwrap_or(false) {
-                apply_batch(&b, &pending, &mut tb);
+                apply_batch(&b, &mut cache, &pending, &mut tb);
                 pending.clear();
             }
         } else {
-            apply_batch(&b, &pending, &mut tb);
+            apply_batch(&b, &mut cache, &pending, &mut tb);
             pending.clear();
-            apply_alone(&b, &cmd, &mut tb);
+            apply_cached(&b, &mut cache, &cmd, &mut tb);
         }
     }
-    apply_batch(&b, &pending, &mut tb);
+    apply_batch(&b, &mut cache, &pending, &mut tb);
     let same_rows = rows(&a) == rows(&b);
     (ta, tb, same_rows)
 }

@@ -14,7 +14,7 @@ mod lease;
 mod read;
 mod txn;
 
-pub use apply::{ApplyCtx, ApplyOutput, LeaseNotice};
+pub use apply::{ApplyCache, ApplyCtx, ApplyOutput, LeaseNotice};
 pub use lease::LeaseRecord;
 pub(crate) use lease::{all_leases as lease_table, lease_keys};
 pub(crate) use read::checked_range;

@@ -347,9 +347,14 @@ fn map_status(s: &Status, ctx: ErrCtx<'_>) -> StorageError {
 /// Whether an `Unknown` status is tonic's report of a broken connection rather than an error
 /// the store sent.
 fn transport_broke(msg: &str) -> bool {
-    ["transport error", "connection reset", "broken pipe", "connection closed"]
-        .iter()
-        .any(|m| msg.contains(m))
+    [
+        "transport error",
+        "connection reset",
+        "broken pipe",
+        "connection closed",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
 }
 
 /// The first key after every key starting with `prefix` (etcd's prefix range end).
