@@ -19,6 +19,9 @@
 #                  get the same keys) [one prefix per default Navarch shard: pods, events,
 #                  leases, minions and a non-sharded resource]
 #   SHARDS         navarch --shards map [the store's default 5-shard map]
+#   PEER_TRANSPORT navarch peer transport, quic (mutual TLS, certificates made on first start
+#                  in a directory the three nodes share) or grpc [quic]
+#   EXTRA_ARGS     more `navarch store` flags, e.g. "--proposal-pipeline 2" []
 #   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
 #   KEEP_WORK      keep the data/log directory [0]
 set -euo pipefail
@@ -57,6 +60,8 @@ KEEP_WORK="${KEEP_WORK:-0}"
 PREFIXES="${PREFIXES:-/registry/pods/b/,/registry/events/b/,/registry/leases/b/,/registry/minions/b/,/registry/configmaps/b/}"
 SHARD_ARGS=()
 [ -n "${SHARDS+x}" ] && SHARD_ARGS=(--shards "$SHARDS")
+PEER_TRANSPORT="${PEER_TRANSPORT:-quic}"
+read -r -a EXTRA <<<"${EXTRA_ARGS:-}"
 
 ETCD_ENDPOINTS="127.0.0.1:32379,127.0.0.1:32479,127.0.0.1:32579"
 NAVARCH_ENDPOINTS="127.0.0.1:22379,127.0.0.1:22479,127.0.0.1:22579"
@@ -104,6 +109,9 @@ for i in 1 2 3; do
 done
 
 # --- Navarch store, 3 nodes ---
+if [ "$PEER_TRANSPORT" = quic ]; then
+  "$NAVARCH" certs --out "$WORK/navarch-certs" --nodes 3 >/dev/null
+fi
 NAVARCH_CLUSTER="1=127.0.0.1:22380,2=127.0.0.1:22480,3=127.0.0.1:22580"
 for i in 1 2 3; do
   client=$((22279 + i * 100))
@@ -113,7 +121,8 @@ for i in 1 2 3; do
     --client-addr "127.0.0.1:$client" \
     --peer-addr "127.0.0.1:$peer" \
     --id "$i" \
-    --initial-cluster "$NAVARCH_CLUSTER" "${SHARD_ARGS[@]}"
+    --initial-cluster "$NAVARCH_CLUSTER" "${SHARD_ARGS[@]}" \
+    --peer-transport "$PEER_TRANSPORT" --peer-certs "$WORK/navarch-certs" "${EXTRA[@]}"
 done
 
 wait_healthy etcd "$ETCD_ENDPOINTS"

@@ -146,7 +146,7 @@ struct StoreArgs {
     watch_buffer: usize,
     /// Client-write batches each shard keeps in flight (group commit: writes that arrive
     /// meanwhile ride together in the next Raft entry).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     proposal_pipeline: usize,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]

@@ -115,7 +115,7 @@ impl NodeConfig {
             shards: ShardMap::default(),
             balance_leaders: true,
             join_existing: false,
-            proposal_pipeline: 2,
+            proposal_pipeline: 1,
         }
     }
 
