@@ -10,6 +10,7 @@ mod t25_watch;
 mod t30_cluster_faults;
 mod t35_snapshot;
 mod t40_linearizability;
+mod t42_group_commit;
 mod t50_leases;
 mod t60_quic;
 mod t70_shards;

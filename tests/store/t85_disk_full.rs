@@ -121,10 +121,19 @@ async fn a_full_disk_stops_one_member_cleanly_and_it_recovers_when_space_returns
     .await;
     // The pods shard catches up on its own (it holds the big writes member 3 missed): a read
     // through member 3 may time out until it has.
-    let v = eventually(Duration::from_secs(60), "member 3's pods shard caught up", || {
-        let mut m3 = m3.clone();
-        async move { m3.get("/registry/pods/ns/before").await.ok().map(|(v, _, _)| v) }
-    })
+    let v = eventually(
+        Duration::from_secs(60),
+        "member 3's pods shard caught up",
+        || {
+            let mut m3 = m3.clone();
+            async move {
+                m3.get("/registry/pods/ns/before")
+                    .await
+                    .ok()
+                    .map(|(v, _, _)| v)
+            }
+        },
+    )
     .await;
     assert_eq!(v.as_deref(), Some("v"));
     drop(c);
