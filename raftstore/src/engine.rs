@@ -57,17 +57,8 @@ impl Engine {
         opts.set_write_buffer_size(64 << 20);
         opts.set_max_write_buffer_number(4);
         let cfs = cf::ALL.iter().map(|name| {
-            use rocksdb::DBCompressionType::{Lz4, None as Plain};
             let mut o = Options::default();
-            if *name == cf::RAFT_LOG {
-                // Log entries live until the next snapshot purges them: compressing them on
-                // every flush and compaction costs CPU for data that is soon deleted.
-                o.set_compression_type(Plain);
-            } else {
-                // As TiKV: the upper levels, rewritten often and soon, stay uncompressed.
-                o.set_compression_type(Lz4);
-                o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
-            }
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;

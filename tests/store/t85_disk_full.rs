@@ -121,20 +121,26 @@ async fn a_full_disk_stops_one_member_cleanly_and_it_recovers_when_space_returns
     .await;
     // The pods shard catches up on its own (it holds the big writes member 3 missed): a read
     // through member 3 may time out until it has.
-    let v = eventually(
-        Duration::from_secs(60),
-        "member 3's pods shard caught up",
-        || {
-            let mut m3 = m3.clone();
-            async move {
-                m3.get("/registry/pods/ns/before")
-                    .await
-                    .ok()
-                    .map(|(v, _, _)| v)
-            }
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let v = loop {
+        let mut m3 = m3.clone();
+        if let Ok((v, _, _)) = m3.get("/registry/pods/ns/before").await {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member 3's pods shard did not catch up\n{}\nmember 3's errors:\n{}",
+            c.logs(),
+            std::fs::read_to_string(data3.with_extension("log"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("Error") || l.contains("ERROR") || l.contains("fatal"))
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(v.as_deref(), Some("v"));
     drop(c);
     drop(mounts);
