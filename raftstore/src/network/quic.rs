@@ -74,8 +74,17 @@ pub enum QuicError {
     },
 }
 
+/// The largest UDP payload path-MTU discovery may probe for. Peers usually sit on one LAN or
+/// host (jumbo frames, loopback's 64 KiB MTU), where QUIC's default bound of 1,452 bytes
+/// splits every 3 KiB value into three packets, each a syscall and a decryption; discovery
+/// (with black-hole detection) settles on what the path really carries.
+const MTU_UPPER_BOUND: u16 = 65_527;
+
 fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(MTU_UPPER_BOUND);
+    t.mtu_discovery_config(Some(mtu));
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_CONCURRENT_CALLS))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .keep_alive_interval(Some(KEEP_ALIVE))
