@@ -24,6 +24,10 @@
 #   EXTRA_ARGS     more `navarch store` flags, e.g. "--proposal-pipeline 2" []
 #   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
 #   KEEP_WORK      keep the data/log directory [0]
+#
+# Each run also reports CPU µs per request summed over the cluster's members (cpu_us/req) and
+# of the load generator itself (client_cpu_us/req: it shares the same cores), and bytes written
+# per request. Navarch is measured only once its shard leaders are spread (wait_placed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -128,6 +132,36 @@ done
 wait_healthy etcd "$ETCD_ENDPOINTS"
 wait_healthy navarch "$NAVARCH_ENDPOINTS"
 
+# wait_placed: Navarch spreads shard leaders over the members a few seconds after start (one
+# transfer every 2 s); measuring during those transfers measures elections, not the store.
+# Polls GET /shards until every shard has a leader and no member leads more than its share
+# (⌈shards/members⌉), twice in a row 2.5 s apart (longer than the placement interval).
+wait_placed() {
+  local deadline=$((SECONDS + HEALTH_TIMEOUT)) stable=0 doc
+  while :; do
+    bench_check_alive
+    doc="$(curl -sf --max-time 2 "http://${NAVARCH_ENDPOINTS%%,*}/shards" || true)"
+    if [ -n "$doc" ] && echo "$doc" | jq -e '
+        (.shards | length) as $n | [.shards[].leader] as $l |
+        ($l | all(. > 0)) and
+        (($l | group_by(.) | map(length) | max) <= ($n / 3 | ceil))' >/dev/null; then
+      stable=$((stable + 1))
+      if [ "$stable" -ge 2 ]; then
+        echo "bench-store: navarch shard leaders placed: $(echo "$doc" | jq -c '[.shards[].leader]')" >&2
+        return 0
+      fi
+    else
+      stable=0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "bench-store: navarch shard leaders not spread after ${HEALTH_TIMEOUT}s: $doc" >&2
+      return 1
+    fi
+    sleep 2.5
+  done
+}
+wait_placed
+
 # cluster_counters NAME: "cpu_ticks write_bytes" summed over the cluster's processes.
 cluster_counters() {
   local name="$1" i ticks=0 bytes=0 t b
@@ -141,12 +175,22 @@ cluster_counters() {
   echo "$ticks $bytes"
 }
 
+# children_cpu_secs: user+system CPU seconds of this script's reaped children so far (the
+# `times` builtin, run in this shell: a subshell would report its own children).
+children_cpu_secs() {
+  times >"$WORK/times"
+  tail -n 1 "$WORK/times" | awk '{
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+    printf "%.3f", t }'
+}
+
 # run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report (plus CPU and
 # bytes written per request, across the whole cluster) to $WORK/reports.
 run_load() {
   local name="$1" endpoints="$2" op="$3" value="$4"
   local out="$WORK/$name-$op-$value.out"
-  local before after
+  local before after client_before client_after
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
   bench_check_alive
@@ -162,16 +206,20 @@ run_load() {
     --label "$name $op ${value}B" --json "${extra[@]}" >"$out" &
   LOAD_PID=$!
   before="$(cluster_counters "$name")"
+  client_before="$(children_cpu_secs)"
   wait "$LOAD_PID"
   LOAD_PID=""
+  client_after="$(children_cpu_secs)"
   after="$(cluster_counters "$name")"
   grep -v '^{' "$out"
   # Counters cover warmup + measured requests.
   grep '^{' "$out" | tail -n 1 | jq -c --arg b "$before" --arg a "$after" \
-    --argjson hz "$(getconf CLK_TCK)" --argjson warm "$WARMUP" '
+    --argjson hz "$(getconf CLK_TCK)" --argjson warm "$WARMUP" \
+    --argjson c0 "$client_before" --argjson c1 "$client_after" '
       ($b | split(" ") | map(tonumber)) as $x | ($a | split(" ") | map(tonumber)) as $y |
       (.ok + .errors + $warm) as $n |
       . + {cpu_us_per_req: ((($y[0] - $x[0]) / $hz * 1e6 / $n) | round),
+           client_cpu_us_per_req: ((($c1 - $c0) * 1e6 / $n) | round),
            bytes_written_per_req: ((($y[1] - $x[1]) / $n) | round)}' >>"$WORK/reports"
 }
 
@@ -194,10 +242,10 @@ ratio() {
 echo
 echo "== runs =="
 {
-  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\n'
+  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tclient_cpu_us/req\n'
   jq -r '[.label, .ok, .errors, .conflicts, (.elapsed_secs * 100 | round / 100),
           (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms,
-          .cpu_us_per_req, .bytes_written_per_req] | @tsv' \
+          .cpu_us_per_req, .bytes_written_per_req, .client_cpu_us_per_req] | @tsv' \
     "$WORK/reports"
 } | column -t -s "$(printf '\t')"
 echo

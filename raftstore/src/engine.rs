@@ -1,4 +1,5 @@
-//! The node's one RocksDB instance, shared by the Raft log and the state machine of every shard.
+//! The node's one RocksDB instance, shared by the state machines and the Raft metadata (votes,
+//! purge marks) of every shard; Raft entries live in [`crate::raft_log`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,23 +14,6 @@ use crate::keys::cf;
 pub struct Engine {
     db: Arc<DB>,
     dir: Arc<PathBuf>,
-}
-
-/// A non-owning handle on the database; see [`Engine::downgrade`].
-#[derive(Clone)]
-pub(crate) struct WeakEngine {
-    db: std::sync::Weak<DB>,
-    dir: Arc<PathBuf>,
-}
-
-impl WeakEngine {
-    /// The database, if it is still open.
-    pub(crate) fn upgrade(&self) -> Option<Engine> {
-        self.db.upgrade().map(|db| Engine {
-            db,
-            dir: self.dir.clone(),
-        })
-    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,15 +100,6 @@ impl Engine {
         fo.set_wait(true);
         self.db.flush_cfs_opt(&cfs, &fo)?;
         Ok(())
-    }
-
-    /// A handle that does not keep the database open (for background threads, so the
-    /// database closes when its owners drop it rather than at process exit).
-    pub(crate) fn downgrade(&self) -> WeakEngine {
-        WeakEngine {
-            db: Arc::downgrade(&self.db),
-            dir: self.dir.clone(),
-        }
     }
 
     /// Fsyncs the WAL: every write before this call is durable when it returns.

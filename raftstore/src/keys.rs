@@ -3,7 +3,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `raft_log` | shard, log index (BE u64) | encoded `Entry` |
+//! | `raft_log` | (unused: Raft entries live in `crate::raft_log` segment files) | |
 //! | `raft_meta` | shard, name | vote / last purged log id / committed |
 //! | `kv` | shard, user key | current `mvccpb.KeyValue` (key field empty) |
 //! | `hist` | shard, escaped user key, !revision (BE) | `KeyValue` at that revision; version 0 = tombstone |
@@ -17,7 +17,9 @@
 
 /// Column family names.
 pub mod cf {
-    /// Raft log entries.
+    /// Raft log entries of stores written before the segment-file log
+    /// ([`crate::raft_log`]); still opened (RocksDB opens every existing column family), no
+    /// longer written.
     pub const RAFT_LOG: &str = "raft_log";
     /// Raft vote and log metadata.
     pub const RAFT_META: &str = "raft_meta";
@@ -67,18 +69,6 @@ impl Keys {
         let mut v = Vec::with_capacity(4 + extra);
         v.extend_from_slice(&self.prefix());
         v
-    }
-
-    /// `raft_log` key.
-    pub fn log(&self, index: u64) -> Vec<u8> {
-        let mut v = self.with(8);
-        v.extend_from_slice(&index.to_be_bytes());
-        v
-    }
-
-    /// Log index from a `raft_log` key.
-    pub fn log_index(&self, key: &[u8]) -> u64 {
-        be_u64(&key[4..12])
     }
 
     /// Named metadata key (`raft_meta`, `meta`).

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! etcd client ─gRPC─► server::{Kv,Watch,Lease,Maintenance,Cluster}
-//!                       │ writes: StoreNode::propose ─► ProposalBatcher ─► openraft ─► LogStore (RocksDB, fsync)
+//!                       │ writes: StoreNode::propose ─► ProposalBatcher ─► openraft ─► LogStore (raft_log segments, fsync)
 //!                       │                                 └─► StateMachineStore::apply ─► mvcc
 //!                       │ reads:  read_barrier (ReadIndex) ─► mvcc::Reader (RocksDB snapshot)
 //!                       └ watch:  WatchHub (live) + RocksDB history (replay)
@@ -26,6 +26,7 @@ pub mod node;
 pub mod placement;
 pub mod propose_batch;
 pub mod proto;
+pub mod raft_log;
 pub mod read_batch;
 pub mod server;
 pub mod shard;

@@ -1,27 +1,29 @@
-//! Raft log storage in RocksDB (`raft_log` and `raft_meta` column families).
+//! The Raft log of one shard: entries in the node's [`LogEngine`] (append-only segment files
+//! shared by all shards), vote and bookkeeping in RocksDB's `raft_meta` column family.
 //!
 //! # Correctness
 //! - `save_vote` returns only after the vote is fsynced.
 //! - `append` writes the entries (readable at once) and reports them flushed to openraft only
-//!   after the WAL is fsynced; appends from concurrent calls share one fsync (group commit).
+//!   after their segment is fsynced; appends from concurrent calls (of every shard) share one
+//!   fsync (group commit).
+//! - `truncate_after` is durable when it returns, so a removed suffix never reappears.
 //! - `purge` first flushes the state machine (whose writes skip the WAL), then records the last
-//!   purged id, then deletes: a crash at any point leaves every applied-but-unflushed entry
-//!   still in the log, and at worst extra entries that openraft ignores.
+//!   purged id (fsynced), then drops the entries: a crash at any point leaves every
+//!   applied-but-unflushed entry still in the log, and at worst extra entries that are purged
+//!   again when the log is opened.
 
 use std::fmt::Debug;
 use std::io;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 use std::sync::Arc;
 
-use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use rocksdb::{Direction, IteratorMode, WriteBatch};
-use tokio::sync::mpsc;
+use rocksdb::WriteBatch;
 
-use crate::engine::{Engine, WeakEngine};
-use crate::error::StoreError;
+use crate::engine::Engine;
 use crate::keys::{cf, Keys};
+pub use crate::raft_log::LogEngine;
 use crate::types::{decode, encode, Entry, LogId, TypeConfig, Vote};
 
 const VOTE: &str = "vote";
@@ -32,49 +34,29 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// The WAL fsync thread of a database: every shard's log hands it its flush callbacks, so
-/// appends of all shards that arrive while an fsync runs share the next one (group commit
-/// across Raft groups).
-#[derive(Clone)]
-pub struct WalSyncer {
-    tx: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
-}
-
-impl WalSyncer {
-    /// Starts the fsync thread of `engine`.
-    pub fn start(engine: &Engine) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let e = engine.downgrade();
-        std::thread::Builder::new()
-            .name("wal-sync".into())
-            .spawn(move || wal_sync_loop(e, rx))
-            .expect("spawn wal sync thread");
-        Self { tx }
-    }
-}
-
 /// The Raft log of one shard.
 #[derive(Clone)]
 pub struct LogStore {
     engine: Engine,
+    log: LogEngine,
+    shard: u32,
     keys: Keys,
-    syncer: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    /// Opens the log of `shard` with its own fsync thread.
-    pub fn new(engine: Engine, shard: u32) -> Self {
-        let syncer = WalSyncer::start(&engine);
-        Self::with_syncer(engine, shard, syncer)
-    }
-
-    /// Opens the log of `shard`, fsyncing through a syncer shared with other shards.
-    pub fn with_syncer(engine: Engine, shard: u32, syncer: WalSyncer) -> Self {
-        Self {
+    /// Opens the log of `shard`: entries in `log`, metadata in `engine`. Entries a purge
+    /// recorded in `engine` but a crash left in `log` are purged again.
+    pub fn new(engine: Engine, log: LogEngine, shard: u32) -> io::Result<Self> {
+        let store = Self {
             engine,
+            log,
+            shard,
             keys: Keys::new(shard),
-            syncer: syncer.tx,
+        };
+        if let Some(purged) = store.get_meta::<LogId>(LAST_PURGED)? {
+            store.log.purge(shard, purged.index)?;
         }
+        Ok(store)
     }
 
     fn get_meta<T: for<'de> serde::Deserialize<'de>>(&self, name: &str) -> io::Result<Option<T>> {
@@ -97,63 +79,12 @@ impl LogStore {
     }
 }
 
-/// Fsyncs the WAL for batches of appends: every callback queued before an fsync starts is
-/// completed by it, so concurrent appends share one fsync.
-///
-/// The thread holds only a weak handle, so it never keeps the database open: RocksDB must be
-/// closed before the process exits, not torn down by static destructors.
-fn wal_sync_loop(engine: WeakEngine, mut rx: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut pending = vec![first];
-        while let Ok(cb) = rx.try_recv() {
-            pending.push(cb);
-        }
-        let res = match engine.upgrade() {
-            Some(e) => e.sync_wal(),
-            None => Err(StoreError::Stopped),
-        };
-        metrics::counter!("navarch_store_wal_fsyncs_total").increment(1);
-        for cb in pending {
-            cb.io_completed(res.clone().map_err(io_err));
-        }
-    }
-}
-
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let start = match range.start_bound() {
-            Bound::Included(x) => *x,
-            Bound::Excluded(x) => *x + 1,
-            Bound::Unbounded => 0,
-        };
-        let db = self.engine.db();
-        let from = self.keys.log(start);
-        let mut out = Vec::new();
-        for item in db.iterator_cf(
-            self.engine.cf(cf::RAFT_LOG),
-            IteratorMode::From(&from, Direction::Forward),
-        ) {
-            let (k, v) = item.map_err(io_err)?;
-            if !k.starts_with(&self.keys.prefix()) {
-                break;
-            }
-            let idx = self.keys.log_index(&k);
-            if !range.contains(&idx) {
-                break;
-            }
-            let entry: Entry = decode(&v).map_err(io_err)?;
-            if entry.index() != idx {
-                return Err(io_err(StoreError::Internal(format!(
-                    "log entry at {idx} has index {}",
-                    entry.index()
-                ))));
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        self.log.entries(self.shard, range)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -165,21 +96,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let db = self.engine.db();
-        let upper = self.keys.upper();
-        let mut it = db.iterator_cf(
-            self.engine.cf(cf::RAFT_LOG),
-            IteratorMode::From(&upper, Direction::Reverse),
-        );
-        let mut last = None;
-        if let Some(item) = it.next() {
-            let (k, v) = item.map_err(io_err)?;
-            if k.starts_with(&self.keys.prefix()) {
-                let e: Entry = decode(&v).map_err(io_err)?;
-                last = Some(e.log_id());
-            }
-        }
         let last_purged: Option<LogId> = self.get_meta(LAST_PURGED)?;
+        let last = self.log.last_log_id(self.shard);
         Ok(LogState {
             last_log_id: last.or(last_purged),
             last_purged_log_id: last_purged,
@@ -211,36 +129,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = WriteBatch::default();
-        let cf_log = self.engine.cf(cf::RAFT_LOG);
-        let mut n = 0u64;
-        for e in entries {
-            batch.put_cf(
-                cf_log,
-                self.keys.log(e.index()),
-                encode(&e).map_err(io_err)?,
-            );
-            n += 1;
-        }
-        self.engine.write(batch, false).map_err(io_err)?;
-        metrics::counter!("navarch_store_log_entries_appended_total").increment(n);
-        if let Err(mpsc::error::SendError(cb)) = self.syncer.send(callback) {
-            // The sync thread is gone only if the engine is being torn down: sync inline.
-            cb.io_completed(self.engine.sync_wal().map_err(io_err));
-        }
-        Ok(())
+        self.log.append(self.shard, entries, callback)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let start = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(
-            self.engine.cf(cf::RAFT_LOG),
-            self.keys.log(start),
-            self.keys.upper(),
-        );
-        // Sync: a truncated suffix must not reappear after a crash once a new suffix is acked.
-        self.engine.write(b, true).map_err(io_err)
+        let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        self.log.truncate(self.shard, from)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -252,13 +146,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(io_err)?
             .map_err(io_err)?;
         self.put_meta(LAST_PURGED, &log_id, true)?;
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(
-            self.engine.cf(cf::RAFT_LOG),
-            self.keys.log(0),
-            self.keys.log(log_id.index() + 1),
-        );
-        self.engine.write(b, false).map_err(io_err)
+        self.log.purge(self.shard, log_id.index)
     }
 }
 

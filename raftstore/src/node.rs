@@ -26,7 +26,7 @@ use crate::certs::PeerTls;
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::lease::Lessor;
-use crate::log_store::{LogStore, WalSyncer};
+use crate::log_store::{LogEngine, LogStore};
 use crate::mvcc::Reader;
 use crate::network::{
     GrpcTransport, PeerNetworkFactory, PeerRequest, PeerResponse, PeerTransport,
@@ -175,7 +175,8 @@ impl StoreNode {
     pub async fn start(cfg: NodeConfig) -> Result<Arc<Self>> {
         let engine = Engine::open(&cfg.data_dir)?;
         let transport = Arc::new(peer_transport(&cfg)?);
-        let syncer = WalSyncer::start(&engine);
+        let raft_log = LogEngine::open(&cfg.data_dir.join("raft-log"))
+            .map_err(|e| StoreError::Internal(format!("open raft log: {e}")))?;
         let (lease_tx, lease_rx) = mpsc::unbounded_channel();
         let hb = cfg.heartbeat.as_millis() as u64;
         let el = cfg.election_timeout.as_millis() as u64;
@@ -199,7 +200,8 @@ impl StoreNode {
             let id = spec.id;
             let rev = Reader::new(&engine, id).revision()?;
             let hub = Arc::new(WatchHub::new(rev, cfg.watch_buffer));
-            let log = LogStore::with_syncer(engine.clone(), id, syncer.clone());
+            let log = LogStore::new(engine.clone(), raft_log.clone(), id)
+                .map_err(|e| StoreError::Internal(format!("open raft log (shard {id}): {e}")))?;
             // Only the default shard's lease notices drive the lessor: leases are administered
             // there and mirrored to the other shards (see crate::lease).
             let notices = if id == DEFAULT_SHARD {

@@ -80,6 +80,11 @@ impl Command {
         }
     }
 
+    /// About how many bytes this command encodes to (payload plus MessagePack framing).
+    pub fn encoded_size_hint(&self) -> usize {
+        self.payload_bytes() + 16 * self.requests() + 16
+    }
+
     /// Approximate payload size in bytes.
     pub fn payload_bytes(&self) -> usize {
         match self {
@@ -169,6 +174,24 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// (MessagePack with field names, so optional/defaulted fields round-trip).
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     rmp_serde::to_vec_named(v).map_err(|e| StoreError::Internal(format!("encode: {e}")))
+}
+
+/// Like [`encode`], into a buffer of `capacity` bytes allocated up front (frames and log
+/// entries of megabytes would otherwise grow by doubling: copies and fresh pages each time).
+pub fn encode_sized<T: Serialize>(v: &T, capacity: usize) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::with_capacity(capacity);
+    rmp_serde::encode::write_named(&mut buf, v)
+        .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
+    Ok(buf)
+}
+
+/// About how many bytes a log entry encodes to.
+pub fn entry_size_hint(e: &Entry) -> usize {
+    128 + match &e.payload {
+        openraft::EntryPayload::Normal(cmd) => cmd.encoded_size_hint(),
+        openraft::EntryPayload::Membership(_) => 512,
+        openraft::EntryPayload::Blank => 0,
+    }
 }
 
 /// Decodes a value written by [`encode`].

@@ -22,7 +22,7 @@ use super::{
 use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::PeerFrame;
 use crate::shard::ShardId;
-use crate::types::{decode, encode};
+use crate::types::{decode, encode_sized};
 
 /// gRPC metadata key naming the shard of a replication stream.
 pub const SHARD_HEADER: &str = "navarch-shard";
@@ -68,7 +68,7 @@ impl PeerTransport for GrpcTransport {
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
         self.fault.check(addr)?;
-        let payload = encode(req).map_err(|e| TransportError::BadFrame {
+        let payload = encode_sized(req, req.size_hint()).map_err(|e| TransportError::BadFrame {
             addr: addr.into(),
             reason: e.to_string(),
         })?;

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::shard::{ShardId, DEFAULT_SHARD};
 use crate::snapshot::SnapshotFile;
-use crate::types::{decode, encode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
+use crate::types::{decode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
 
 pub use grpc::GrpcTransport;
 pub use quic::{serve_quic, PeerHandler, QuicError, QuicServer, QuicTransport, PEER_ALPN};
@@ -136,6 +136,24 @@ impl PeerRequest {
         match self {
             PeerRequest::ToShard { shard, req } => (shard, *req),
             req => (DEFAULT_SHARD, req),
+        }
+    }
+
+    /// About how many bytes this request encodes to, so the buffer is allocated once
+    /// (growing a megabyte-sized frame by doubling cost copies and fresh pages).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            PeerRequest::AppendEntries(r) => {
+                256 + r
+                    .entries
+                    .iter()
+                    .map(crate::types::entry_size_hint)
+                    .sum::<usize>()
+            }
+            PeerRequest::SnapshotChunk { data, files, .. } => 4096 + data.len() + 64 * files.len(),
+            PeerRequest::Propose(cmd) => 64 + cmd.encoded_size_hint(),
+            PeerRequest::ToShard { req, .. } => 16 + req.size_hint(),
+            _ => 256,
         }
     }
 
@@ -494,7 +512,13 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
             let sent = outstanding.clone();
             let frames = input
                 .filter_map(move |req| {
-                    let frame = encode(&req).ok();
+                    let hint = 256
+                        + req
+                            .entries
+                            .iter()
+                            .map(crate::types::entry_size_hint)
+                            .sum::<usize>();
+                    let frame = crate::types::encode_sized(&req, hint).ok();
                     if frame.is_some() {
                         sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }

@@ -33,7 +33,7 @@ use super::{
     FaultFilter, PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME,
 };
 use crate::certs::{CertError, PeerTls, PEER_SERVER_NAME};
-use crate::types::{decode, encode};
+use crate::types::{decode, encode, encode_sized};
 
 /// ALPN protocol id of the peer protocol over QUIC.
 pub const PEER_ALPN: &[u8] = b"navarch-peer/1";
@@ -297,7 +297,7 @@ impl QuicTransport {
         addr: &str,
         req: &PeerRequest,
     ) -> Result<PeerResponse, TransportError> {
-        let payload = encode(req).map_err(|e| TransportError::BadFrame {
+        let payload = encode_sized(req, req.size_hint()).map_err(|e| TransportError::BadFrame {
             addr: addr.into(),
             reason: e.to_string(),
         })?;

@@ -1,9 +1,10 @@
-//! openraft's storage conformance suite against our RocksDB log store and state machine.
+//! openraft's storage conformance suite against our log store (segment files + RocksDB
+//! metadata) and RocksDB state machine.
 
 use std::sync::Arc;
 
 use navarch_raftstore::engine::Engine;
-use navarch_raftstore::log_store::LogStore;
+use navarch_raftstore::log_store::{LogEngine, LogStore};
 use navarch_raftstore::state_machine::StateMachineStore;
 use navarch_raftstore::types::TypeConfig;
 use navarch_raftstore::watch::WatchHub;
@@ -20,7 +21,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let engine = Engine::open(dir.path()).expect("open rocksdb");
         let hub = Arc::new(WatchHub::new(1, 1024));
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let log = LogStore::new(engine.clone(), 0);
+        let raft_log = LogEngine::open(&dir.path().join("raft-log")).expect("open raft log");
+        let log = LogStore::new(engine.clone(), raft_log, 0).expect("open log store");
         let sm = StateMachineStore::new(engine, 0, hub, tx);
         Ok((dir, log, sm))
     }

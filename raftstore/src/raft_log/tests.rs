@@ -1,0 +1,198 @@
+//! The log engine on its own: replay after reopen, truncation, purge and segment deletion, a
+//! torn tail, corruption in the middle.
+
+use std::time::Duration;
+
+use openraft::entry::RaftEntry;
+use openraft::storage::IOFlushed;
+use openraft::type_config::TypeConfigExt;
+
+use super::*;
+use crate::types::Command;
+
+fn entry(term: u64, index: u64, bytes: usize) -> Entry {
+    let log_id = openraft::testing::log_id::<TypeConfig>(term, 1, index);
+    Entry::new_normal(
+        log_id,
+        Command::Put(bytes::Bytes::from(vec![index as u8; bytes])),
+    )
+}
+
+/// Appends and waits until the fsync thread reports them durable.
+async fn append(log: &LogEngine, shard: u32, entries: Vec<Entry>) {
+    let (tx, rx) = TypeConfig::oneshot();
+    let cb = IOFlushed::<TypeConfig>::signal(tx);
+    log.append(shard, entries, cb).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("fsync in time")
+        .expect("callback completed")
+        .expect("fsync ok");
+}
+
+/// `(term, index)` of every entry of `shard`, checked against the log id written.
+fn indexes(log: &LogEngine, shard: u32) -> Vec<(u64, u64)> {
+    log.entries(shard, ..)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let index = e.index();
+            let term = (1..=3)
+                .find(|t| e.log_id() == openraft::testing::log_id::<TypeConfig>(*t, 1, index))
+                .expect("a term of this test");
+            (term, index)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn entries_survive_reopen_per_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    append(&log, 0, (1..=5).map(|i| entry(1, i, 100)).collect()).await;
+    append(&log, 7, (1..=3).map(|i| entry(2, i, 10)).collect()).await;
+    assert_eq!(log.entries(0, 2..4).unwrap().len(), 2);
+    drop(log);
+
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(
+        indexes(&log, 0),
+        (1..=5).map(|i| (1, i)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        indexes(&log, 7),
+        (1..=3).map(|i| (2, i)).collect::<Vec<_>>()
+    );
+    assert_eq!(log.last_log_id(7).map(|l| l.index()), Some(3));
+    // Entries read back from the file equal what was appended.
+    assert_eq!(log.entries(0, 3..=3).unwrap(), vec![entry(1, 3, 100)]);
+    assert!(log.last_log_id(1).is_none());
+}
+
+#[tokio::test]
+async fn truncation_and_overwrite_are_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    append(&log, 0, (1..=6).map(|i| entry(1, i, 50)).collect()).await;
+    log.truncate(0, 4).unwrap();
+    // An append at an index that exists replaces it and everything after it.
+    append(&log, 0, vec![entry(2, 4, 50)]).await;
+    append(&log, 0, vec![entry(3, 3, 50)]).await;
+    let want = vec![(1, 1), (1, 2), (3, 3)];
+    assert_eq!(indexes(&log, 0), want);
+    drop(log);
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0), want);
+}
+
+#[tokio::test]
+async fn purge_deletes_old_segments_once_every_shard_is_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    // Each 9 MiB batch of shard 0 fills most of a segment; shard 1 writes one entry first.
+    append(&log, 1, vec![entry(1, 1, 10)]).await;
+    let big = (SEGMENT_BYTES / 8) as usize;
+    for i in 1..=20 {
+        append(&log, 0, vec![entry(1, i, big)]).await;
+    }
+    let before = log.segment_count();
+    assert!(before >= 3, "{before} segments");
+    log.purge(0, 18).unwrap();
+    // Shard 1 still needs the first segment.
+    assert_eq!(log.segment_count(), before);
+    log.purge(1, 1).unwrap();
+    let after = log.segment_count();
+    assert!(after < before && after >= 1, "{before} -> {after}");
+    assert_eq!(
+        indexes(&log, 0),
+        vec![(1, 19), (1, 20)],
+        "purged entries are gone"
+    );
+    drop(log);
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0), vec![(1, 19), (1, 20)]);
+    assert!(indexes(&log, 1).is_empty());
+    // Reads of entries not cached any more come from the files.
+    assert_eq!(log.entries(0, 20..).unwrap(), vec![entry(1, 20, big)]);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_off_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    append(&log, 0, (1..=3).map(|i| entry(1, i, 1000)).collect()).await;
+    drop(log);
+    let path = segment_path(dir.path(), 1);
+    let len = std::fs::metadata(&path).unwrap().len();
+    // A crash in the middle of the last record's write.
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 10).unwrap();
+    drop(f);
+
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0), vec![(1, 1), (1, 2)]);
+    append(&log, 0, vec![entry(2, 3, 10)]).await;
+    drop(log);
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0), vec![(1, 1), (1, 2), (2, 3)]);
+}
+
+#[tokio::test]
+async fn corruption_before_the_tail_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    let big = (SEGMENT_BYTES / 2) as usize;
+    for i in 1..=4 {
+        append(&log, 0, vec![entry(1, i, big)]).await;
+    }
+    assert!(log.segment_count() >= 2);
+    drop(log);
+    // Flip a byte inside the first segment's first record.
+    let path = segment_path(dir.path(), 1);
+    let mut data = std::fs::read(&path).unwrap();
+    data[100] ^= 0xff;
+    std::fs::write(&path, data).unwrap();
+    let err = LogEngine::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+#[tokio::test]
+async fn the_cache_stays_within_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    let size = 1 << 20;
+    for i in 1..=80 {
+        append(&log, 0, vec![entry(1, i, size)]).await;
+    }
+    let cached = log.inner.lock().shards[&0].cached_bytes;
+    assert!(cached <= CACHE_BYTES_PER_SHARD, "{cached} bytes cached");
+    assert!(cached > 0);
+    // Old (evicted) and new (cached) entries read back alike.
+    let all = log.entries(0, ..).unwrap();
+    assert_eq!(all.len(), 80);
+    assert_eq!(all[0], entry(1, 1, size));
+    assert_eq!(all[79], entry(1, 80, size));
+}
+
+#[tokio::test]
+async fn a_quiet_shard_does_not_pin_old_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    // Shard 1 writes twice and never purges; shard 0 writes a lot and purges behind itself.
+    append(&log, 1, vec![entry(1, 1, 10), entry(1, 2, 20)]).await;
+    let big = (SEGMENT_BYTES / 4) as usize;
+    for i in 1..=(4 * (MAX_SEGMENTS as u64 + 4)) {
+        append(&log, 0, vec![entry(1, i, big)]).await;
+        log.purge(0, i - 1).unwrap();
+    }
+    let n = log.segment_count();
+    assert!(n <= MAX_SEGMENTS + 1, "{n} segments");
+    drop(log);
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 1), vec![(1, 1), (1, 2)]);
+    assert_eq!(
+        log.entries(1, ..).unwrap(),
+        vec![entry(1, 1, 10), entry(1, 2, 20)]
+    );
+    assert_eq!(indexes(&log, 0).len(), 1);
+}
