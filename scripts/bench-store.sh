@@ -24,6 +24,8 @@
 #   EXTRA_ARGS     more `navarch store` flags, e.g. "--proposal-pipeline 2" []
 #   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
 #   KEEP_WORK      keep the data/log directory [0]
+#   ORDER          which system runs first in each workload [etcd navarch]; the second one
+#                  runs while the first one's members are idle but alive
 #
 # Each run also reports CPU µs per request summed over the cluster's members (cpu_us/req) and
 # of the load generator itself (client_cpu_us/req: it shares the same cores), and bytes written
@@ -61,6 +63,7 @@ KEYS="${KEYS:-10000}"
 DURATION_SECS="${DURATION_SECS:-}"
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-60}"
 KEEP_WORK="${KEEP_WORK:-0}"
+ORDER="${ORDER:-etcd navarch}"
 PREFIXES="${PREFIXES:-/registry/pods/b/,/registry/events/b/,/registry/leases/b/,/registry/minions/b/,/registry/configmaps/b/}"
 SHARD_ARGS=()
 [ -n "${SHARDS+x}" ] && SHARD_ARGS=(--shards "$SHARDS")
@@ -175,10 +178,10 @@ cluster_counters() {
   echo "$ticks $bytes"
 }
 
-# children_cpu_secs: user+system CPU seconds of this script's reaped children so far (the
-# `times` builtin, run in this shell: a subshell would report its own children).
+# children_cpu_secs: user+system CPU seconds of this script's reaped children so far, from the
+# `times` builtin; run `times >"$WORK/times"` in this shell first (in a command substitution
+# `times` would report the subshell's own children).
 children_cpu_secs() {
-  times >"$WORK/times"
   tail -n 1 "$WORK/times" | awk '{
     t = 0
     for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
@@ -194,6 +197,8 @@ run_load() {
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
   bench_check_alive
+  # The previous run's dirty pages reach the disk now, not during this run's fsyncs.
+  sync
   echo >&2
   # In the background plus `wait`, so a SIGTERM to this script is handled at once
   # (bash defers traps while a foreground child runs). Progress goes to stderr live.
@@ -206,9 +211,11 @@ run_load() {
     --label "$name $op ${value}B" --json "${extra[@]}" >"$out" &
   LOAD_PID=$!
   before="$(cluster_counters "$name")"
+  times >"$WORK/times"
   client_before="$(children_cpu_secs)"
   wait "$LOAD_PID"
   LOAD_PID=""
+  times >"$WORK/times"
   client_after="$(children_cpu_secs)"
   after="$(cluster_counters "$name")"
   grep -v '^{' "$out"
@@ -227,8 +234,13 @@ run_load() {
 for workload in $WORKLOADS; do
   op="${workload%%:*}"
   value="${workload##*:}"
-  run_load etcd "$ETCD_ENDPOINTS" "$op" "$value"
-  run_load navarch "$NAVARCH_ENDPOINTS" "$op" "$value"
+  for system in $ORDER; do
+    case "$system" in
+      etcd) run_load etcd "$ETCD_ENDPOINTS" "$op" "$value" ;;
+      navarch) run_load navarch "$NAVARCH_ENDPOINTS" "$op" "$value" ;;
+      *) echo "bench-store: ORDER names etcd and navarch, not $system" >&2; exit 2 ;;
+    esac
+  done
 done
 
 # --- summary ---
