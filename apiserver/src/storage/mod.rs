@@ -221,6 +221,14 @@ pub trait Storage: Send + Sync + 'static {
     /// The store's current revision for `prefix` (linearizable).
     async fn current_revision(&self, prefix: &str) -> Result<Revision>;
 
+    /// Whether a watch's [`WatchItem::Progress`] at revision R always comes after every event
+    /// ≤ R of that watch. A watch cache answers consistent reads from progress only where this
+    /// holds (etcd ≥ 3.4.31 / 3.5.13 and Navarch's store; older etcd could report progress
+    /// ahead of queued events, etcd#15220) and reads the store otherwise. Default: true.
+    async fn progress_is_ordered(&self) -> Result<bool> {
+        Ok(true)
+    }
+
     /// Asks every open watch on `prefix` (or under it) to report its progress soon with a
     /// [`WatchItem::Progress`] (etcd's `WatchProgressRequest`). Watch caches call this for
     /// consistent reads and bookmarks. Best effort; the default does nothing.

@@ -16,8 +16,11 @@ use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
 use crate::shard::DEFAULT_SHARD;
 
-/// Version reported by Status: the etcd API level we implement.
-pub const ETCD_API_VERSION: &str = "3.4.0";
+/// Version reported by Status: the etcd API level we implement. Its watch sends a progress
+/// notification for revision R only after every event ≤ R, as etcd does from 3.4.31 on
+/// (etcd#15220), and clients such as a watch cache decide by this version whether to trust
+/// progress notifications for consistent reads.
+pub const ETCD_API_VERSION: &str = "3.4.31";
 
 /// The Maintenance service of a store node.
 pub struct MaintenanceService {

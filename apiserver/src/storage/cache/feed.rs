@@ -11,6 +11,8 @@
 //! Progress notifications are trusted: a store that reports progress R before it has sent every
 //! event ≤ R (etcd before 3.4.26/3.5.8 could, under a race in `RequestProgress`) is detected when
 //! the late event arrives (`OutOfOrder`), and the cache relists; its watchers get `Expired`.
+//! Consistent (`Latest`) reads are answered from progress only when the store orders progress
+//! after events (`Storage::progress_is_ordered`); otherwise they read the store.
 
 use std::sync::Arc;
 use std::time::Duration;

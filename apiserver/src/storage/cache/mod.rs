@@ -184,6 +184,12 @@ impl CacheStorage {
                 }
             }
             ReadRevision::Latest => {
+                // A store that may report progress ahead of its events cannot vouch for the
+                // cache being current: read the store itself (as kube-apiserver does for etcd
+                // without the etcd#15220 fix).
+                if !self.inner.progress_is_ordered().await? {
+                    return Ok(false);
+                }
                 let target = self.inner.current_revision(&pc.prefix).await?;
                 if *pc.rev_tx.borrow() < target {
                     self.inner.request_progress(&pc.prefix).await?;
@@ -316,6 +322,10 @@ impl Storage for CacheStorage {
 
     async fn current_revision(&self, prefix: &str) -> Result<Revision> {
         self.inner.current_revision(prefix).await
+    }
+
+    async fn progress_is_ordered(&self) -> Result<bool> {
+        self.inner.progress_is_ordered().await
     }
 
     async fn request_progress(&self, prefix: &str) -> Result<()> {

@@ -36,11 +36,12 @@ use super::{
 use crate::etcdpb::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
     kv_client::KvClient,
+    maintenance_client::MaintenanceClient,
     request_op::Request as Op,
     response_op::Response as OpResponse,
     watch_client::WatchClient,
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
-    ResponseHeader, TxnRequest, TxnResponse, WatchRequest,
+    ResponseHeader, StatusRequest, TxnRequest, TxnResponse, WatchRequest,
 };
 use crate::etcdpb::mvccpb::KeyValue;
 
@@ -133,6 +134,30 @@ pub struct EtcdStorage {
     endpoints: Arc<Endpoints>,
     cfg: EtcdConfig,
     watches: Mutex<Vec<OpenWatch>>,
+    /// Whether the store orders progress after events ([`progress_ordered_in`] of the version
+    /// its Maintenance.Status reports), asked once.
+    progress_ordered: tokio::sync::OnceCell<bool>,
+}
+
+/// Whether an etcd of `version` sends a watch progress notification for revision R only
+/// after every event ≤ R: etcd#15220 was fixed in 3.4.31 and 3.5.13 (and every 3.6). A
+/// version that does not parse is taken as fixed.
+pub fn progress_ordered_in(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor)), Some(Some(patch))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return true;
+    };
+    match (major, minor) {
+        (3, 4) => patch >= 31,
+        (3, 5) => patch >= 13,
+        (3, m) if m < 4 => false,
+        _ => true,
+    }
 }
 
 impl EtcdStorage {
@@ -165,6 +190,7 @@ impl EtcdStorage {
             }),
             cfg,
             watches: Mutex::new(Vec::new()),
+            progress_ordered: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -676,6 +702,28 @@ impl Storage for EtcdStorage {
         Ok(header_rev(&resp.header))
     }
 
+    async fn progress_is_ordered(&self) -> Result<bool> {
+        self.progress_ordered
+            .get_or_try_init(|| async {
+                let status = self
+                    .call("status", ErrCtx::key(""), Retry::Idempotent, |ch| async move {
+                        MaintenanceClient::new(ch).status(StatusRequest {}).await
+                    })
+                    .await?;
+                let ordered = progress_ordered_in(&status.version);
+                if !ordered {
+                    tracing::warn!(
+                        version = %status.version,
+                        "this etcd can send watch progress ahead of events (etcd#15220, fixed \
+                         in 3.4.31/3.5.13): consistent reads go to etcd, not the watch cache"
+                    );
+                }
+                Ok(ordered)
+            })
+            .await
+            .copied()
+    }
+
     async fn request_progress(&self, prefix: &str) -> Result<()> {
         let targets: Vec<mpsc::Sender<WatchRequest>> = {
             let mut w = self.watches.lock();
@@ -696,6 +744,23 @@ impl Storage for EtcdStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_ordering_follows_the_etcd_15220_fix() {
+        for (v, ordered) in [
+            ("3.4.23", false),
+            ("3.4.30", false),
+            ("3.4.31", true),
+            ("3.5.12", false),
+            ("3.5.13", true),
+            ("3.6.0", true),
+            ("3.3.27", false),
+            ("v3.5.21", true),
+            ("unknown", true),
+        ] {
+            assert_eq!(progress_ordered_in(v), ordered, "{v}");
+        }
+    }
 
     #[test]
     fn prefix_end_increments_last_byte() {
