@@ -311,13 +311,25 @@ impl LogEngine {
         Ok(())
     }
 
-    /// Removes the entries of `shard` from index `from` on, durably.
-    pub fn truncate(&self, shard: u32, from: u64) -> io::Result<()> {
+    /// Writes a truncate or purge record and returns the locked state for the caller to
+    /// update accordingly.
+    fn write_marker(
+        &self,
+        kind: u8,
+        shard: u32,
+        index: u64,
+    ) -> io::Result<parking_lot::MutexGuard<'_, Inner>> {
         let mut buf = Vec::new();
-        push_record(&mut buf, &marker_payload(KIND_TRUNCATE, shard, from));
+        push_record(&mut buf, &marker_payload(kind, shard, index));
         let mut g = self.inner.lock();
         g.check()?;
         g.write(&buf)?;
+        Ok(g)
+    }
+
+    /// Removes the entries of `shard` from index `from` on, durably.
+    pub fn truncate(&self, shard: u32, from: u64) -> io::Result<()> {
+        let mut g = self.write_marker(KIND_TRUNCATE, shard, from)?;
         g.shards.entry(shard).or_default().remove_from(from);
         let file = g.active_file();
         drop(g);
@@ -328,11 +340,7 @@ impl LogEngine {
     /// no shard needs any more. Not synced: a purge lost in a crash is redone from the last
     /// purged id kept by the caller.
     pub fn purge(&self, shard: u32, upto: u64) -> io::Result<()> {
-        let mut buf = Vec::new();
-        push_record(&mut buf, &marker_payload(KIND_PURGE, shard, upto));
-        let mut g = self.inner.lock();
-        g.check()?;
-        g.write(&buf)?;
+        let mut g = self.write_marker(KIND_PURGE, shard, upto)?;
         g.shards.entry(shard).or_default().remove_upto(upto);
         g.collect_segments()
     }
