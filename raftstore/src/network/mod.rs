@@ -143,13 +143,7 @@ impl PeerRequest {
     /// (growing a megabyte-sized frame by doubling cost copies and fresh pages).
     pub fn size_hint(&self) -> usize {
         match self {
-            PeerRequest::AppendEntries(r) => {
-                256 + r
-                    .entries
-                    .iter()
-                    .map(crate::types::entry_size_hint)
-                    .sum::<usize>()
-            }
+            PeerRequest::AppendEntries(r) => append_size_hint(r),
             PeerRequest::SnapshotChunk { data, files, .. } => 4096 + data.len() + 64 * files.len(),
             PeerRequest::Propose(cmd) => 64 + cmd.encoded_size_hint(),
             PeerRequest::ToShard { req, .. } => 16 + req.size_hint(),
@@ -165,6 +159,15 @@ impl PeerRequest {
             _ => false,
         }
     }
+}
+
+/// About how many bytes an AppendEntries request encodes to.
+fn append_size_hint(r: &AppendEntriesRequest<TypeConfig>) -> usize {
+    256 + r
+        .entries
+        .iter()
+        .map(crate::types::entry_size_hint)
+        .sum::<usize>()
 }
 
 /// The answer to a [`PeerRequest`].
@@ -512,13 +515,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
             let sent = outstanding.clone();
             let frames = input
                 .filter_map(move |req| {
-                    let hint = 256
-                        + req
-                            .entries
-                            .iter()
-                            .map(crate::types::entry_size_hint)
-                            .sum::<usize>();
-                    let frame = crate::types::encode_sized(&req, hint).ok();
+                    let frame = crate::types::encode_sized(&req, append_size_hint(&req)).ok();
                     if frame.is_some() {
                         sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }

@@ -157,11 +157,31 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// One record: `[u32 len][u32 crc32 of the payload][payload]`, little-endian.
-fn push_record(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    buf.extend_from_slice(payload);
+/// Starts a record at the end of `buf`: room for `[u32 len][u32 crc32]` (filled by
+/// [`seal_record`]), then the payload's common head `[kind][u32 shard][u64 index]`, all
+/// little-endian. Returns where the record starts.
+fn begin_record(buf: &mut Vec<u8>, kind: u8, shard: u32, index: u64) -> usize {
+    let record = buf.len();
+    buf.extend_from_slice(&[0u8; 8]);
+    buf.push(kind);
+    buf.extend_from_slice(&shard.to_le_bytes());
+    buf.extend_from_slice(&index.to_le_bytes());
+    record
+}
+
+/// Starts an entry (or rewrite) record: the common head, then `[u32 len][log id]`; the entry
+/// bytes follow at `buf.len()` when it returns. Returns where the record starts.
+fn begin_entry_record(
+    buf: &mut Vec<u8>,
+    kind: u8,
+    shard: u32,
+    log_id: &LogId,
+) -> io::Result<usize> {
+    let record = begin_record(buf, kind, shard, log_id.index());
+    let id = encode(log_id).map_err(other)?;
+    buf.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&id);
+    Ok(record)
 }
 
 /// Fills in the header of the record that starts at `record` and runs to the end of `buf`.
@@ -170,28 +190,6 @@ fn seal_record(buf: &mut [u8], record: usize) {
     let crc = crc32fast::hash(&buf[record + 8..]);
     buf[record..record + 4].copy_from_slice(&payload_len.to_le_bytes());
     buf[record + 4..record + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Payload of an entry record: kind, shard, index, log id length, log id, entry. Returns the
-/// offset of the entry bytes within the payload.
-fn entry_payload(kind: u8, shard: u32, log_id: &[u8], entry: &[u8]) -> (Vec<u8>, usize) {
-    let mut p = Vec::with_capacity(1 + 4 + 8 + 4 + log_id.len() + entry.len());
-    p.push(kind);
-    p.extend_from_slice(&shard.to_le_bytes());
-    p.extend_from_slice(&0u64.to_le_bytes()); // index, filled by the caller
-    p.extend_from_slice(&(log_id.len() as u32).to_le_bytes());
-    p.extend_from_slice(log_id);
-    let at = p.len();
-    p.extend_from_slice(entry);
-    (p, at)
-}
-
-fn marker_payload(kind: u8, shard: u32, index: u64) -> Vec<u8> {
-    let mut p = Vec::with_capacity(13);
-    p.push(kind);
-    p.extend_from_slice(&shard.to_le_bytes());
-    p.extend_from_slice(&index.to_le_bytes());
-    p
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -258,14 +256,7 @@ impl LogEngine {
         for e in entries {
             let log_id = e.log_id();
             // The record is encoded in place: header, then the entry straight into `buf`.
-            let record = buf.len();
-            buf.extend_from_slice(&[0u8; 8]);
-            buf.push(KIND_ENTRY);
-            buf.extend_from_slice(&shard.to_le_bytes());
-            buf.extend_from_slice(&log_id.index().to_le_bytes());
-            let id = encode(&log_id).map_err(other)?;
-            buf.extend_from_slice(&(id.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&id);
+            let record = begin_entry_record(&mut buf, KIND_ENTRY, shard, &log_id)?;
             let at = buf.len();
             rmp_serde::encode::write_named(&mut buf, &e).map_err(other)?;
             let len = (buf.len() - at) as u32;
@@ -319,8 +310,9 @@ impl LogEngine {
         shard: u32,
         index: u64,
     ) -> io::Result<parking_lot::MutexGuard<'_, Inner>> {
-        let mut buf = Vec::new();
-        push_record(&mut buf, &marker_payload(kind, shard, index));
+        let mut buf = Vec::with_capacity(21);
+        let record = begin_record(&mut buf, kind, shard, index);
+        seal_record(&mut buf, record);
         let mut g = self.inner.lock();
         g.check()?;
         g.write(&buf)?;
@@ -331,9 +323,8 @@ impl LogEngine {
     pub fn truncate(&self, shard: u32, from: u64) -> io::Result<()> {
         let mut g = self.write_marker(KIND_TRUNCATE, shard, from)?;
         g.shards.entry(shard).or_default().remove_from(from);
-        let file = g.active_file();
         drop(g);
-        self.sync_file(&file)
+        self.sync()
     }
 
     /// Forgets the entries of `shard` up to and including `upto`, and deletes the segments
@@ -394,18 +385,20 @@ impl LogEngine {
 
     /// Fsyncs the active segment: every write before this call is durable when it returns.
     pub fn sync(&self) -> io::Result<()> {
-        let file = self.inner.lock().active_file();
-        self.sync_file(&file)
+        sync_active(&self.inner)
     }
+}
 
-    fn sync_file(&self, file: &File) -> io::Result<()> {
-        let r = file.sync_data();
-        metrics::counter!("navarch_store_wal_fsyncs_total").increment(1);
-        if let Err(e) = &r {
-            self.inner.lock().poisoned = Some(format!("fsync failed: {e}"));
-        }
-        r
+/// Fsyncs the active segment (without holding the lock meanwhile); a failure poisons the log.
+/// Segments before the active one were fsynced when it was started.
+fn sync_active(inner: &Mutex<Inner>) -> io::Result<()> {
+    let file = inner.lock().active_file();
+    let r = file.sync_data();
+    metrics::counter!("navarch_store_wal_fsyncs_total").increment(1);
+    if let Err(e) = &r {
+        inner.lock().poisoned = Some(format!("fsync failed: {e}"));
     }
+    r
 }
 
 impl Inner {
@@ -495,17 +488,12 @@ impl Inner {
         let mut moved = Vec::with_capacity(live.len());
         for (shard, idx) in live {
             let slot = &self.shards[&shard].slots[&idx];
-            let mut entry = vec![0u8; slot.len as usize];
-            seg.file.read_exact_at(&mut entry, slot.offset)?;
-            let (mut payload, at) = entry_payload(
-                KIND_REWRITE,
-                shard,
-                &encode(&slot.log_id).map_err(other)?,
-                &entry,
-            );
-            payload[5..13].copy_from_slice(&idx.to_le_bytes());
-            moved.push((shard, idx, buf.len() + 8 + at));
-            push_record(&mut buf, &payload);
+            let record = begin_entry_record(&mut buf, KIND_REWRITE, shard, &slot.log_id)?;
+            let at = buf.len();
+            buf.resize(at + slot.len as usize, 0);
+            seg.file.read_exact_at(&mut buf[at..], slot.offset)?;
+            seal_record(&mut buf, record);
+            moved.push((shard, idx, at));
         }
         let at = self.active_len;
         (&*self.active_file()).write_all(&buf)?;
@@ -669,17 +657,9 @@ fn sync_loop(inner: Weak<Mutex<Inner>>, mut rx: mpsc::UnboundedReceiver<IOFlushe
             pending.push(cb);
         }
         let res = match inner.upgrade() {
-            Some(inner) => {
-                let file = inner.lock().active_file();
-                let r = file.sync_data().map_err(|e| e.to_string());
-                if let Err(e) = &r {
-                    inner.lock().poisoned = Some(format!("fsync failed: {e}"));
-                }
-                r
-            }
+            Some(inner) => sync_active(&inner).map_err(|e| e.to_string()),
             None => Err("raft log closed".to_string()),
         };
-        metrics::counter!("navarch_store_wal_fsyncs_total").increment(1);
         for cb in pending {
             cb.io_completed(res.clone().map_err(other));
         }
