@@ -28,8 +28,10 @@
 #                  runs while the first one's members are idle but alive
 #
 # Each run also reports CPU µs per request summed over the cluster's members (cpu_us/req) and
-# of the load generator itself (client_cpu_us/req: it shares the same cores), and bytes written
-# per request. Navarch is measured only once its shard leaders are spread (wait_placed).
+# of the load generator itself (client_cpu_us/req: it shares the same cores), bytes written
+# per request, and minor page faults per request (minflt/req: every page of memory or page
+# cache a member touches for the first time; on VMs whose host takes freed memory back, each
+# costs tens of µs of CPU). Navarch is measured only once its shard leaders are spread (wait_placed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -165,17 +167,19 @@ wait_placed() {
 }
 wait_placed
 
-# cluster_counters NAME: "cpu_ticks write_bytes" summed over the cluster's processes.
+# cluster_counters NAME: "cpu_ticks write_bytes minor_faults" summed over the cluster's
+# processes.
 cluster_counters() {
-  local name="$1" i ticks=0 bytes=0 t b
+  local name="$1" i ticks=0 bytes=0 faults=0 t b f
   for i in "${!NAMES[@]}"; do
     case "${NAMES[$i]}" in "$name"*) ;; *) continue ;; esac
-    t=$(awk '{print $14 + $15}' "/proc/${PIDS[$i]}/stat")
+    read -r t f < <(awk '{print $14 + $15, $10}' "/proc/${PIDS[$i]}/stat")
     b=$(awk '/^write_bytes/ {print $2}' "/proc/${PIDS[$i]}/io")
     ticks=$((ticks + t))
     bytes=$((bytes + b))
+    faults=$((faults + f))
   done
-  echo "$ticks $bytes"
+  echo "$ticks $bytes $faults"
 }
 
 # children_cpu_secs: user+system CPU seconds of this script's reaped children so far, from the
@@ -227,7 +231,8 @@ run_load() {
       (.ok + .errors + $warm) as $n |
       . + {cpu_us_per_req: ((($y[0] - $x[0]) / $hz * 1e6 / $n) | round),
            client_cpu_us_per_req: ((($c1 - $c0) * 1e6 / $n) | round),
-           bytes_written_per_req: ((($y[1] - $x[1]) / $n) | round)}' >>"$WORK/reports"
+           bytes_written_per_req: ((($y[1] - $x[1]) / $n) | round),
+           minflt_per_req: ((($y[2] - $x[2]) / $n * 100 | round) / 100)}' >>"$WORK/reports"
 }
 
 : >"$WORK/reports"
@@ -254,10 +259,11 @@ ratio() {
 echo
 echo "== runs =="
 {
-  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tclient_cpu_us/req\n'
+  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tminflt/req\tclient_cpu_us/req\n'
   jq -r '[.label, .ok, .errors, .conflicts, (.elapsed_secs * 100 | round / 100),
           (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms,
-          .cpu_us_per_req, .bytes_written_per_req, .client_cpu_us_per_req] | @tsv' \
+          .cpu_us_per_req, .bytes_written_per_req, .minflt_per_req,
+          .client_cpu_us_per_req] | @tsv' \
     "$WORK/reports"
 } | column -t -s "$(printf '\t')"
 echo

@@ -22,6 +22,24 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The block cache shared by the node's column families.
+const BLOCK_CACHE_BYTES: usize = 256 << 20;
+
+/// Whether files under `dir` can be opened with `O_DIRECT` (not every file system can).
+fn supports_direct_io(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join(".direct-io-probe");
+    let ok = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
 impl Engine {
     /// Opens (or creates) the database under `dir`, finishes a snapshot installation that a
     /// crash interrupted and removes snapshot files left over from earlier runs (see
@@ -40,9 +58,26 @@ impl Engine {
         opts.set_atomic_flush(true);
         opts.set_write_buffer_size(64 << 20);
         opts.set_max_write_buffer_number(4);
+        // Flushes and compactions write (and compactions read) SST files with O_DIRECT: they
+        // never pass through the page cache, so a store under write load neither copies every
+        // SST byte into it nor makes the kernel find fresh pages for them (on VMs with free
+        // page reporting, a page the host took back costs tens of µs to touch again).
+        if supports_direct_io(dir) {
+            opts.set_use_direct_io_for_flush_and_compaction(true);
+            opts.set_compaction_readahead_size(2 << 20);
+        }
+        // One block cache for every column family; bloom filters so that a point lookup of a
+        // key that is not there (the first put of every key) reads no data block.
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
         let cfs = cf::ALL.iter().map(|name| {
             let mut o = Options::default();
-            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o.set_block_based_table_factory(&table);
+            // The two levels that are rewritten most often stay uncompressed (as in TiKV).
+            use rocksdb::DBCompressionType::{Lz4, None as Plain};
+            o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use prost::Message;
 use rocksdb::WriteBatch;
 
-use super::read::{checked_range, encode_kv, Reader};
+use super::read::{checked_range, encode_kv, encode_kv_meta, Reader};
 use super::{i64_bytes, meta};
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
@@ -446,7 +446,8 @@ impl<'a> ApplyCtx<'a> {
                 );
             }
         }
-        self.stage_put(cf::KV, self.keys.kv(&kv.key), encode_kv(&kv));
+        // The value itself goes to `hist` only (see `read`).
+        self.stage_put(cf::KV, self.keys.kv(&kv.key), encode_kv_meta(&kv));
         self.set_overlay(kv.key.clone(), Some(kv.clone()));
         self.record_change(kv, prev.clone(), EventType::Put);
         Ok(PutResponse {

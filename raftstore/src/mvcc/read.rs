@@ -1,4 +1,9 @@
 //! Consistent reads: a RocksDB snapshot fixes one revision for the whole request.
+//!
+//! A value is stored once, in `hist` under its key and revision; `kv` holds the current
+//! version's metadata (create/mod revision, version, lease), and a read of the current value
+//! takes its bytes from `hist` at the key's `mod_revision`. (Stores written before this layout
+//! keep values in `kv` too: a `kv` row with a value is used as it is.)
 
 use prost::Message;
 use rocksdb::{DBIteratorWithThreadMode, Direction, IteratorMode, ReadOptions, DB};
@@ -66,6 +71,19 @@ impl<'a> Reader<'a> {
 
     /// The current value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        match self.get_meta(key)? {
+            Some(kv) if needs_value(&kv) => {
+                let mut kvs = [kv];
+                self.fill_values(&mut kvs)?;
+                let [kv] = kvs;
+                Ok(Some(kv))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The current version of `key` without its value (unless an older store kept it there).
+    fn get_meta(&self, key: &[u8]) -> Result<Option<KeyValue>> {
         let v =
             self.engine
                 .db()
@@ -73,18 +91,74 @@ impl<'a> Reader<'a> {
         v.map(|b| decode_kv(key, &b)).transpose()
     }
 
+    /// Reads the values of current versions from `hist` (one batched lookup).
+    fn fill_values(&self, kvs: &mut [KeyValue]) -> Result<()> {
+        let wanted: Vec<usize> = (0..kvs.len()).filter(|&i| needs_value(&kvs[i])).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let hist_keys: Vec<Vec<u8>> = wanted
+            .iter()
+            .map(|&i| self.keys.hist(&kvs[i].key, kvs[i].mod_revision))
+            .collect();
+        let found = self.engine.db().batched_multi_get_cf_opt(
+            self.engine.cf(cf::HIST),
+            &hist_keys,
+            false,
+            &self.opts(),
+        );
+        for (&i, got) in wanted.iter().zip(found) {
+            let b = got?.ok_or_else(|| {
+                StoreError::Internal(format!(
+                    "no history row for the current version of {:?} at {}",
+                    String::from_utf8_lossy(&kvs[i].key),
+                    kvs[i].mod_revision
+                ))
+            })?;
+            kvs[i].value = KeyValue::decode(b.as_ref())?.value;
+        }
+        Ok(())
+    }
+
     /// Calls `f` for every current key-value in `range`, in key order, until it returns false.
-    pub fn scan_current(
+    pub fn scan_current(&self, range: &KeyRange, f: impl FnMut(KeyValue) -> bool) -> Result<()> {
+        self.scan_current_opt(range, true, f)
+    }
+
+    /// [`Self::scan_current`]; without `values`, the key-values come without their values
+    /// (for keys-only and count-only ranges, which then read `kv` alone).
+    pub fn scan_current_opt(
         &self,
         range: &KeyRange,
+        values: bool,
         mut f: impl FnMut(KeyValue) -> bool,
     ) -> Result<()> {
         if let KeyRange::Single(k) = range {
-            if let Some(kv) = self.get(k)? {
+            let kv = if values {
+                self.get(k)?
+            } else {
+                self.get_meta(k)?
+            };
+            if let Some(kv) = kv {
                 f(kv);
             }
             return Ok(());
         }
+        /// Values are fetched for this many keys at a time.
+        const CHUNK: usize = 128;
+        let mut chunk: Vec<KeyValue> = Vec::with_capacity(CHUNK);
+        // Hands the chunk to `f`; false once `f` asked to stop.
+        let mut drain = |chunk: &mut Vec<KeyValue>| -> Result<bool> {
+            if values {
+                self.fill_values(chunk)?;
+            }
+            for kv in chunk.drain(..) {
+                if !f(kv) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
         let from = self.keys.kv(range.start());
         for item in self.iter_from(cf::KV, &from) {
             let (k, v) = item?;
@@ -95,10 +169,12 @@ impl<'a> Reader<'a> {
             if !range.contains(user) {
                 break;
             }
-            if !f(decode_kv(user, &v)?) {
-                break;
+            chunk.push(decode_kv(user, &v)?);
+            if chunk.len() == CHUNK && !drain(&mut chunk)? {
+                return Ok(());
             }
         }
+        drain(&mut chunk)?;
         Ok(())
     }
 
@@ -227,7 +303,7 @@ impl<'a> Reader<'a> {
             true
         };
         if at == current {
-            self.scan_current(&range, collect)?;
+            self.scan_current_opt(&range, !(r.keys_only || r.count_only), collect)?;
         } else {
             self.scan_at(&range, at, collect)?;
         }
@@ -303,11 +379,82 @@ pub(crate) fn decode_kv(key: &[u8], b: &[u8]) -> Result<KeyValue> {
     Ok(kv)
 }
 
-/// Encodes a key-value for storage (without its key, which the column family key carries).
+/// Whether `kv` (read from `kv`) still needs its value from `hist`.
+fn needs_value(kv: &KeyValue) -> bool {
+    kv.value.is_empty() && kv.version != 0
+}
+
+/// Encodes a key-value for `hist` (without its key, which the column family key carries).
 pub(crate) fn encode_kv(kv: &KeyValue) -> Vec<u8> {
-    let stored = KeyValue {
-        key: Vec::new(),
-        ..kv.clone()
-    };
-    stored.encode_to_vec()
+    let mut buf = Vec::with_capacity(kv.value.len() + 32);
+    encode_stored(kv, &kv.value, &mut buf);
+    buf
+}
+
+/// Encodes the current version of a key for `kv`: its metadata only, the value being in
+/// `hist` at (key, `mod_revision`).
+pub(crate) fn encode_kv_meta(kv: &KeyValue) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(32);
+    encode_stored(kv, &[], &mut buf);
+    buf
+}
+
+/// Encodes `kv` as a `mvccpb.KeyValue` without its key and with `value` (the bytes prost would
+/// write for that message), without cloning the key-value first.
+fn encode_stored(kv: &KeyValue, value: &[u8], buf: &mut Vec<u8>) {
+    use prost::encoding::{encode_key, encode_varint, int64, WireType};
+    if kv.create_revision != 0 {
+        int64::encode(2, &kv.create_revision, buf);
+    }
+    if kv.mod_revision != 0 {
+        int64::encode(3, &kv.mod_revision, buf);
+    }
+    if kv.version != 0 {
+        int64::encode(4, &kv.version, buf);
+    }
+    if !value.is_empty() {
+        encode_key(5, WireType::LengthDelimited, buf);
+        encode_varint(value.len() as u64, buf);
+        buf.extend_from_slice(value);
+    }
+    if kv.lease != 0 {
+        int64::encode(6, &kv.lease, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_encodings_are_prost_encodings_without_the_key() {
+        for kv in [
+            KeyValue::default(),
+            KeyValue {
+                key: b"/k".to_vec(),
+                create_revision: 5,
+                mod_revision: 300,
+                version: 2,
+                value: vec![7; 3000],
+                lease: -1,
+            },
+            KeyValue {
+                key: b"/t".to_vec(),
+                mod_revision: i64::MAX,
+                ..Default::default()
+            },
+        ] {
+            let without_key = KeyValue {
+                key: Vec::new(),
+                ..kv.clone()
+            };
+            assert_eq!(encode_kv(&kv), without_key.encode_to_vec());
+            assert_eq!(decode_kv(&kv.key, &encode_kv(&kv)).unwrap(), kv);
+            let meta = KeyValue {
+                value: Vec::new(),
+                ..without_key
+            };
+            assert_eq!(encode_kv_meta(&kv), meta.encode_to_vec());
+        }
+    }
 }

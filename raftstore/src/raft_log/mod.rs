@@ -11,6 +11,9 @@
 //!                     every shard has purged past everything they hold
 //! new segment ─► more than MAX_SEGMENTS? the oldest one's few live entries (a quiet shard that
 //!                never purges) are copied forward as rewrite records, and it is deleted
+//! deleted segment ─► kept as `<seq>.recycle` (up to RECYCLED_SEGMENTS) and renamed into the
+//!                    next new segment, written over from its start: appends reuse its page
+//!                    cache pages instead of making the kernel find fresh ones
 //! open ─► replay every segment in order; a torn record at the tail of the last one (a crash
 //!         mid-write) is cut off, a bad record anywhere else is corruption and stops the open
 //! ```
@@ -22,6 +25,11 @@
 //! - Replay applies records in the order they were written, and segments are only deleted as
 //!   a prefix of the sequence: a truncation record is never lost while an entry it removed is
 //!   still on disk.
+//! - A recycled segment still holds the records of its earlier life past the new ones. Every
+//!   record's checksum is XORed with a salt derived from its segment's sequence number, so an
+//!   old record fails the check and ends the replay exactly like a torn tail; a closed segment
+//!   is cut to its written length before the next one starts, so only the active (last)
+//!   segment ever ends in old bytes.
 //! - A failed write (a full disk, say) poisons the log: every later call fails, so no record
 //!   is ever written after a torn one (which replay would cut off, losing acknowledged data).
 
@@ -30,7 +38,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::ops::RangeBounds;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -52,6 +60,8 @@ pub const CACHE_BYTES_PER_SHARD: usize = 32 << 20;
 /// (if they are a small part of it) so that it can be deleted: a shard that is written
 /// rarely never snapshots and purges, and would otherwise pin every segment after its entries.
 pub const MAX_SEGMENTS: usize = 8;
+/// Deleted segments kept for reuse as new ones (RocksDB's `recycle_log_file_num`).
+pub const RECYCLED_SEGMENTS: usize = 4;
 /// Largest record accepted when replaying (a corrupt length must not allocate gigabytes).
 const MAX_RECORD: usize = 1 << 30;
 
@@ -134,6 +144,8 @@ struct Inner {
     shards: HashMap<u32, ShardLog>,
     /// Set by the first failed write; every later call fails with it.
     poisoned: Option<String>,
+    /// Deleted segment files waiting to become new segments.
+    recycled: Vec<PathBuf>,
 }
 
 /// The log files of one node, shared by the Raft logs of all its shards. Cheap to clone.
@@ -151,6 +163,27 @@ impl std::fmt::Debug for LogEngine {
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016}.log"))
+}
+
+fn recycle_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016}.recycle"))
+}
+
+/// What the checksums of segment `seq`'s records are XORed with: distinct for every sequence
+/// number (an odd multiplier is a bijection on u32), so a record left over from a recycled
+/// segment's earlier life never checks out.
+fn segment_salt(seq: u64) -> u32 {
+    (seq as u32).wrapping_mul(0x9E37_79B1)
+}
+
+/// XORs the checksum of every record in `buf` (a run of sealed records) with `salt`.
+fn salt_records(buf: &mut [u8], salt: u32) {
+    let mut pos = 0;
+    while let Some(len) = u32_at(buf, pos) {
+        let crc = u32_at(buf, pos + 4).expect("sealed record header") ^ salt;
+        buf[pos + 4..pos + 8].copy_from_slice(&crc.to_le_bytes());
+        pos += 8 + len as usize;
+    }
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -204,13 +237,18 @@ impl LogEngine {
     /// Opens (or creates) the log under `dir`, replays it and starts its fsync thread.
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let mut seqs: Vec<u64> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse().ok()
-            })
-            .collect();
+        let mut seqs: Vec<u64> = Vec::new();
+        let mut recycled = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let Ok(name) = e?.file_name().into_string() else {
+                continue;
+            };
+            if let Some(seq) = name.strip_suffix(".log").and_then(|s| s.parse().ok()) {
+                seqs.push(seq);
+            } else if let Some(seq) = name.strip_suffix(".recycle").and_then(|s| s.parse().ok()) {
+                recycled.push(recycle_path(dir, seq));
+            }
+        }
         seqs.sort_unstable();
         let mut inner = Inner {
             dir: dir.to_path_buf(),
@@ -219,6 +257,7 @@ impl LogEngine {
             active_len: 0,
             shards: HashMap::new(),
             poisoned: None,
+            recycled,
         };
         let last = seqs.last().copied();
         for seq in seqs {
@@ -267,7 +306,7 @@ impl LogEngine {
         {
             let mut g = self.inner.lock();
             g.check()?;
-            let base = g.write(&buf)?;
+            let base = g.write(&mut buf)?;
             let segment = g.active;
             let log = g.shards.entry(shard).or_default();
             if let Some((first, ..)) = added.first() {
@@ -315,7 +354,7 @@ impl LogEngine {
         seal_record(&mut buf, record);
         let mut g = self.inner.lock();
         g.check()?;
-        g.write(&buf)?;
+        g.write(&mut buf)?;
         Ok(g)
     }
 
@@ -415,9 +454,10 @@ impl Inner {
         self.segments[&self.active].file.clone()
     }
 
-    /// Writes `buf` at the end of the active segment (starting a new one first if it is full);
-    /// returns the offset it was written at.
-    fn write(&mut self, buf: &[u8]) -> io::Result<u64> {
+    /// Writes `buf` (sealed records) at the end of the active segment, starting a new one first
+    /// if it is full, and salts the records' checksums for that segment on the way; returns
+    /// the offset it was written at.
+    fn write(&mut self, buf: &mut [u8]) -> io::Result<u64> {
         let r = self.try_write(buf);
         if let Err(e) = &r {
             self.poisoned = Some(e.to_string());
@@ -425,30 +465,59 @@ impl Inner {
         r
     }
 
-    fn try_write(&mut self, buf: &[u8]) -> io::Result<u64> {
+    fn try_write(&mut self, buf: &mut [u8]) -> io::Result<u64> {
         if self.active_len >= SEGMENT_BYTES {
             // Everything in the full segment becomes durable before the next one starts, so
-            // the sync thread only ever has to fsync the active segment.
-            self.active_file().sync_data()?;
+            // the sync thread only ever has to fsync the active segment; a recycled file is
+            // cut to what this life wrote, so a closed segment never ends in old records.
+            let file = self.active_file();
+            file.set_len(self.active_len)?;
+            file.sync_data()?;
             self.start_segment(self.active + 1)?;
             if self.segments.len() > MAX_SEGMENTS {
                 self.rewrite_oldest()?;
             }
         }
+        self.append_active(buf)
+    }
+
+    /// Writes `buf` (sealed records) at the end of the active segment.
+    fn append_active(&mut self, buf: &mut [u8]) -> io::Result<u64> {
+        salt_records(buf, segment_salt(self.active));
         let at = self.active_len;
-        (&*self.active_file()).write_all(buf)?;
+        self.active_file().write_all_at(buf, at)?;
         self.active_len += buf.len() as u64;
         Ok(at)
     }
 
+    /// Deletes a segment file no shard needs any more, or keeps it to be recycled.
+    fn retire(&mut self, seq: u64, path: &Path) -> io::Result<()> {
+        if self.recycled.len() < RECYCLED_SEGMENTS {
+            let to = recycle_path(&self.dir, seq);
+            std::fs::rename(path, &to)?;
+            self.recycled.push(to);
+        } else {
+            std::fs::remove_file(path)?;
+        }
+        Ok(())
+    }
+
     fn start_segment(&mut self, seq: u64) -> io::Result<()> {
         let path = segment_path(&self.dir, seq);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .read(true)
-            .open(&path)?;
+        // A recycled file is written over from its start (its old records fail the salted
+        // checksum); a new one starts empty.
+        let file = match self.recycled.pop() {
+            Some(old) => {
+                std::fs::rename(&old, &path)?;
+                OpenOptions::new().write(true).read(true).open(&path)?
+            }
+            None => OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .read(true)
+                .open(&path)?,
+        };
         sync_dir(&self.dir)?;
         self.segments.insert(
             seq,
@@ -495,9 +564,7 @@ impl Inner {
             seal_record(&mut buf, record);
             moved.push((shard, idx, at));
         }
-        let at = self.active_len;
-        (&*self.active_file()).write_all(&buf)?;
-        self.active_len += buf.len() as u64;
+        let at = self.append_active(&mut buf)?;
         // The copies must be durable before the originals go.
         self.active_file().sync_data()?;
         let active = self.active;
@@ -519,7 +586,7 @@ impl Inner {
             .segments
             .remove(&oldest)
             .expect("oldest segment exists");
-        std::fs::remove_file(&seg.path)?;
+        self.retire(oldest, &seg.path)?;
         sync_dir(&self.dir)?;
         metrics::counter!("navarch_store_raft_log_segments_rewritten_total").increment(1);
         Ok(())
@@ -542,7 +609,7 @@ impl Inner {
                 break;
             }
             let seg = self.segments.remove(&seq).expect("segment exists");
-            std::fs::remove_file(&seg.path)?;
+            self.retire(seq, &seg.path)?;
             deleted = true;
         }
         if deleted {
@@ -581,7 +648,7 @@ fn replay_segment(inner: &mut Inner, seq: u64, path: &Path, last: bool) -> io::R
             }
             return Err(corrupt(pos, "short record"));
         };
-        if crc32fast::hash(payload) != crc {
+        if crc32fast::hash(payload) ^ segment_salt(seq) != crc {
             if last {
                 break;
             }
@@ -634,8 +701,8 @@ fn replay_segment(inner: &mut Inner, seq: u64, path: &Path, last: bool) -> io::R
         file.set_len(pos as u64)?;
         file.sync_all()?;
     }
-    // Appends go to the end of the file.
-    let file = OpenOptions::new().append(true).read(true).open(path)?;
+    // Appends are written at the valid length (over old records of a recycled file).
+    let file = OpenOptions::new().write(true).read(true).open(path)?;
     inner.segments.insert(
         seq,
         Segment {

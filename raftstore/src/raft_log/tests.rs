@@ -196,3 +196,48 @@ async fn a_quiet_shard_does_not_pin_old_segments() {
     );
     assert_eq!(indexes(&log, 0).len(), 1);
 }
+
+#[tokio::test]
+async fn recycled_segments_never_replay_their_old_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    let fill = SEGMENT_BYTES as usize;
+    // Life 1 of segment 1: six small records, then one that fills the segment.
+    append(&log, 0, (1..=6).map(|i| entry(1, i, 10)).collect()).await;
+    append(&log, 0, vec![entry(1, 7, fill)]).await;
+    append(&log, 0, vec![entry(1, 8, 10)]).await;
+    assert_eq!(log.segment_count(), 2);
+    // Segment 1 is no longer needed: it is kept for recycling.
+    log.purge(0, 7).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert!(recycle_path(dir.path(), 1).exists());
+    // Fill segment 2; the next append starts segment 3 in segment 1's file, and its three
+    // records (the same size as the old ones) end exactly where old records 4..=6 begin.
+    append(&log, 0, vec![entry(1, 9, fill)]).await;
+    append(&log, 0, (10..=12).map(|i| entry(1, i, 10)).collect()).await;
+    assert!(
+        !recycle_path(dir.path(), 1).exists(),
+        "segment 3 took the file"
+    );
+    let data = std::fs::read(segment_path(dir.path(), 3)).unwrap();
+    let rec = 8 + u32_at(&data, 0).unwrap() as usize;
+    assert_eq!(
+        u32_at(&data, 3 * rec),
+        u32_at(&data, 0),
+        "an old, well-formed record follows the new ones"
+    );
+    let want: Vec<(u64, u64)> = (8..=12).map(|i| (1, i)).collect();
+    assert_eq!(indexes(&log, 0), want);
+    drop(log);
+
+    // Replayed, old record 4 would truncate the log at index 4 and bring back 4..=6.
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0), want);
+    assert_eq!(log.entries(0, 12..).unwrap(), vec![entry(1, 12, 10)]);
+    // Appends continue after the new records, over the old ones.
+    append(&log, 0, vec![entry(1, 13, 10)]).await;
+    drop(log);
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0).last(), Some(&(1, 13)));
+    assert_eq!(indexes(&log, 0).len(), 6);
+}
