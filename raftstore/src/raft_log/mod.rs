@@ -54,8 +54,10 @@ use crate::types::{decode, encode, entry_size_hint, Entry, LogId, TypeConfig};
 /// A segment is closed and a new one started once it holds this many bytes.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Bytes of recently appended entries each shard keeps decoded in memory (replication and
-/// apply read them back at once); older entries are read from their segment.
-pub const CACHE_BYTES_PER_SHARD: usize = 32 << 20;
+/// apply read them back at once); older entries are read from their segment. Small on
+/// purpose: the entries a healthy group reads back are a few batches old, and a cache that
+/// grows with the write rate keeps touching fresh memory.
+pub const CACHE_BYTES_PER_SHARD: usize = 8 << 20;
 /// Beyond this many segments, starting a new one also rewrites the live entries of the oldest
 /// (if they are a small part of it) so that it can be deleted: a shard that is written
 /// rarely never snapshots and purges, and would otherwise pin every segment after its entries.
