@@ -92,6 +92,9 @@ struct Slot {
 struct ShardLog {
     slots: BTreeMap<u64, Slot>,
     cached_bytes: usize,
+    /// No entry below this index is cached (eviction goes oldest first), so eviction starts
+    /// here instead of walking every uncached entry again.
+    cached_from: u64,
     /// Entries at or below this index were purged.
     purged: Option<u64>,
 }
@@ -120,13 +123,14 @@ impl ShardLog {
         if self.cached_bytes <= CACHE_BYTES_PER_SHARD {
             return;
         }
-        for s in self.slots.values_mut() {
+        for (&idx, s) in self.slots.range_mut(self.cached_from..) {
             if self.cached_bytes <= CACHE_BYTES_PER_SHARD {
                 break;
             }
             if s.cached.take().is_some() {
                 self.cached_bytes -= s.len as usize;
             }
+            self.cached_from = idx + 1;
         }
     }
 }
@@ -313,6 +317,7 @@ impl LogEngine {
             let log = g.shards.entry(shard).or_default();
             if let Some((first, ..)) = added.first() {
                 log.remove_from(first.index());
+                log.cached_from = log.cached_from.min(first.index());
             }
             let mut max = None;
             for (log_id, e, offset, len) in added {

@@ -172,6 +172,18 @@ async fn the_cache_stays_within_its_budget() {
     assert_eq!(all.len(), 80);
     assert_eq!(all[0], entry(1, 1, size));
     assert_eq!(all[79], entry(1, 80, size));
+    // A new leader's entries replace the tail from an index long evicted: they are cached,
+    // and evicted again in their turn.
+    append(&log, 0, vec![entry(2, 3, size)]).await;
+    for i in 4..=40 {
+        append(&log, 0, vec![entry(2, i, size)]).await;
+    }
+    let cached = log.inner.lock().shards[&0].cached_bytes;
+    assert!(cached <= CACHE_BYTES_PER_SHARD, "{cached} bytes cached");
+    let all = log.entries(0, ..).unwrap();
+    assert_eq!(all.len(), 40);
+    assert_eq!(all[2], entry(2, 3, size));
+    assert_eq!(all[39], entry(2, 40, size));
 }
 
 #[tokio::test]
