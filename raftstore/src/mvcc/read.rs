@@ -71,15 +71,11 @@ impl<'a> Reader<'a> {
 
     /// The current value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
-        match self.get_meta(key)? {
-            Some(kv) if needs_value(&kv) => {
-                let mut kvs = [kv];
-                self.fill_values(&mut kvs)?;
-                let [kv] = kvs;
-                Ok(Some(kv))
-            }
-            other => Ok(other),
+        let mut kv = self.get_meta(key)?;
+        if let Some(kv) = kv.as_mut() {
+            self.fill_values(std::slice::from_mut(kv))?;
         }
+        Ok(kv)
     }
 
     /// The current version of `key` without its value (unless an older store kept it there).
