@@ -24,6 +24,9 @@
 #   EXTRA_ARGS     more `navarch store` flags, e.g. "--proposal-pipeline 2" []
 #   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
 #   KEEP_WORK      keep the data/log directory [0]
+#   METRICS        1: after each Navarch run, print the growth of its members' write-path
+#                  counters per request (proposal batches, Raft log entries, log fsyncs)
+#                  summed over the three members [0]
 #   ORDER          which system runs first in each workload [etcd navarch]; the second one
 #                  runs while the first one's members are idle but alive
 #
@@ -192,12 +195,26 @@ children_cpu_secs() {
     printf "%.3f", t }'
 }
 
+# navarch_counters: "batches batched_requests entries fsyncs" summed over Navarch's members,
+# from their /metrics.
+navarch_counters() {
+  local ep
+  for ep in ${NAVARCH_ENDPOINTS//,/ }; do
+    curl -sf --max-time 2 "http://$ep/metrics" || true
+  done | awk '
+    /^navarch_store_proposal_batches_total/ { b += $NF }
+    /^navarch_store_proposal_batched_requests_total/ { r += $NF }
+    /^navarch_store_log_entries_appended_total/ { e += $NF }
+    /^navarch_store_wal_fsyncs_total/ { f += $NF }
+    END { printf "%d %d %d %d\n", b, r, e, f }'
+}
+
 # run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report (plus CPU and
 # bytes written per request, across the whole cluster) to $WORK/reports.
 run_load() {
   local name="$1" endpoints="$2" op="$3" value="$4"
   local out="$WORK/$name-$op-$value.out"
-  local before after client_before client_after
+  local before after client_before client_after m_before=""
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
   bench_check_alive
@@ -215,6 +232,7 @@ run_load() {
     --label "$name $op ${value}B" --json "${extra[@]}" >"$out" &
   LOAD_PID=$!
   before="$(cluster_counters "$name")"
+  [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ] && m_before="$(navarch_counters)"
   times >"$WORK/times"
   client_before="$(children_cpu_secs)"
   wait "$LOAD_PID"
@@ -222,6 +240,13 @@ run_load() {
   times >"$WORK/times"
   client_after="$(children_cpu_secs)"
   after="$(cluster_counters "$name")"
+  if [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ]; then
+    local n=$(( $(grep '^{' "$out" | tail -n 1 | jq '.ok + .errors') + WARMUP ))
+    echo "$m_before $(navarch_counters) $n" | awk '{
+      n = $9; b = $5 - $1
+      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f\n",
+        b / n, ($6 - $2) / (b > 0 ? b : 1), ($7 - $3) / n, ($8 - $4) / n }' >&2
+  fi
   grep -v '^{' "$out"
   # Counters cover warmup + measured requests.
   grep '^{' "$out" | tail -n 1 | jq -c --arg b "$before" --arg a "$after" \

@@ -148,6 +148,11 @@ struct StoreArgs {
     /// meanwhile ride together in the next Raft entry).
     #[arg(long, default_value_t = 1)]
     proposal_pipeline: usize,
+    /// Times a busy shard yields to the runtime before taking its next write batch, so that
+    /// writes already being received join it (0: no wait). Never delays a write on an idle
+    /// shard.
+    #[arg(long, default_value_t = navarch_raftstore::node::DEFAULT_PROPOSAL_YIELDS)]
+    proposal_yields: usize,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
@@ -263,6 +268,7 @@ impl StoreArgs {
         cfg.auto_compaction_retention = self.auto_compaction_retention;
         cfg.watch_buffer = self.watch_buffer.max(1);
         cfg.proposal_pipeline = self.proposal_pipeline.max(1);
+        cfg.proposal_yields = self.proposal_yields;
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         if self.peer_transport == PeerTransportArg::Quic {
