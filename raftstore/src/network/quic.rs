@@ -152,8 +152,16 @@ async fn read_frame(recv: &mut RecvStream) -> Result<Vec<u8>, FrameError> {
     if len > MAX_PEER_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut buf = vec![0u8; len];
-    recv.read_exact(&mut buf).await?;
+    // Filled chunk by chunk as the stream delivers it: no zeroing of a buffer that is
+    // overwritten at once (frames carry Raft entries of up to megabytes).
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        match recv.read_chunk(len - buf.len(), true).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(FrameError::Truncated),
+            Err(e) => return Err(ReadExactError::ReadError(e).into()),
+        }
+    }
     Ok(buf)
 }
 
