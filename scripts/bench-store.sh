@@ -34,7 +34,10 @@
 # of the load generator itself (client_cpu_us/req: it shares the same cores), bytes written
 # per request, and minor page faults per request (minflt/req: every page of memory or page
 # cache a member touches for the first time; on VMs whose host takes freed memory back, each
-# costs tens of µs of CPU). Navarch is measured only once its shard leaders are spread (wait_placed).
+# costs tens of µs of CPU), and the machine's kernel share of its busy CPU time (sys%: system,
+# irq and softirq) and the time the hypervisor gave to others (steal%) over the run: a run in
+# the VM's slow state shows a high sys% and steal%. Navarch is measured only once its shard
+# leaders are spread (wait_placed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -195,6 +198,12 @@ children_cpu_secs() {
     printf "%.3f", t }'
 }
 
+# machine_ticks: "busy system steal" clock ticks of all CPUs so far, from /proc/stat (busy =
+# user + nice + system + irq + softirq).
+machine_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $4 + $7 + $8, $9; exit }' /proc/stat
+}
+
 # navarch_counters: "batches batched_requests entries fsyncs" summed over Navarch's members,
 # from their /metrics.
 navarch_counters() {
@@ -214,7 +223,7 @@ navarch_counters() {
 run_load() {
   local name="$1" endpoints="$2" op="$3" value="$4"
   local out="$WORK/$name-$op-$value.out"
-  local before after client_before client_after m_before=""
+  local before after client_before client_after m_before="" mach_before mach_after
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
   bench_check_alive
@@ -232,6 +241,7 @@ run_load() {
     --label "$name $op ${value}B" --json "${extra[@]}" >"$out" &
   LOAD_PID=$!
   before="$(cluster_counters "$name")"
+  mach_before="$(machine_ticks)"
   [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ] && m_before="$(navarch_counters)"
   times >"$WORK/times"
   client_before="$(children_cpu_secs)"
@@ -240,6 +250,7 @@ run_load() {
   times >"$WORK/times"
   client_after="$(children_cpu_secs)"
   after="$(cluster_counters "$name")"
+  mach_after="$(machine_ticks)"
   if [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ]; then
     local n=$(( $(grep '^{' "$out" | tail -n 1 | jq '.ok + .errors') + WARMUP ))
     echo "$m_before $(navarch_counters) $n" | awk '{
@@ -251,13 +262,18 @@ run_load() {
   # Counters cover warmup + measured requests.
   grep '^{' "$out" | tail -n 1 | jq -c --arg b "$before" --arg a "$after" \
     --argjson hz "$(getconf CLK_TCK)" --argjson warm "$WARMUP" \
-    --argjson c0 "$client_before" --argjson c1 "$client_after" '
+    --argjson c0 "$client_before" --argjson c1 "$client_after" \
+    --arg mb "$mach_before" --arg ma "$mach_after" '
       ($b | split(" ") | map(tonumber)) as $x | ($a | split(" ") | map(tonumber)) as $y |
+      ($mb | split(" ") | map(tonumber)) as $m0 | ($ma | split(" ") | map(tonumber)) as $m1 |
+      (($m1[0] - $m0[0]) + ($m1[2] - $m0[2])) as $busy |
       (.ok + .errors + $warm) as $n |
       . + {cpu_us_per_req: ((($y[0] - $x[0]) / $hz * 1e6 / $n) | round),
            client_cpu_us_per_req: ((($c1 - $c0) * 1e6 / $n) | round),
            bytes_written_per_req: ((($y[1] - $x[1]) / $n) | round),
-           minflt_per_req: ((($y[2] - $x[2]) / $n * 100 | round) / 100)}' >>"$WORK/reports"
+           minflt_per_req: ((($y[2] - $x[2]) / $n * 100 | round) / 100),
+           sys_pct: (if $busy > 0 then (($m1[1] - $m0[1]) / $busy * 100 | round) else 0 end),
+           steal_pct: (if $busy > 0 then (($m1[2] - $m0[2]) / $busy * 100 | round) else 0 end)}' >>"$WORK/reports"
 }
 
 : >"$WORK/reports"
@@ -284,11 +300,11 @@ ratio() {
 echo
 echo "== runs =="
 {
-  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tminflt/req\tclient_cpu_us/req\n'
+  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tminflt/req\tclient_cpu_us/req\tsys%%\tsteal%%\n'
   jq -r '[.label, .ok, .errors, .conflicts, (.elapsed_secs * 100 | round / 100),
           (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms,
           .cpu_us_per_req, .bytes_written_per_req, .minflt_per_req,
-          .client_cpu_us_per_req] | @tsv' \
+          .client_cpu_us_per_req, .sys_pct, .steal_pct] | @tsv' \
     "$WORK/reports"
 } | column -t -s "$(printf '\t')"
 echo
