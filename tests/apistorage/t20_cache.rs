@@ -27,11 +27,18 @@ async fn slow_watcher_expires_without_blocking_others(kind: Kind) {
     let mut slow = cache.watch(&p, start).await.unwrap();
     let mut fast = cache.watch(&p, start).await.unwrap();
     assert_cached(&cache, &p);
+    // The fast watcher hands each revision to the writer as it reads it, and the writer goes
+    // on only once the previous write was seen: it keeps up however the machine's load
+    // schedules its task (its buffer is as small as the slow one's).
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = tokio::spawn(async move {
         let mut revs = Vec::new();
         while revs.len() < 50 {
             match next_event(&mut fast).await {
-                Ok(e) => revs.push(e.object.mod_revision),
+                Ok(e) => {
+                    revs.push(e.object.mod_revision);
+                    let _ = seen_tx.send(e.object.mod_revision);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -50,6 +57,13 @@ async fn slow_watcher_expires_without_blocking_others(kind: Kind) {
             began.elapsed()
         );
         written.push(o.mod_revision);
+        let seen = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the fast watcher saw write {i} within 10 s"));
+        if seen.is_none() {
+            // The reader stopped: its error is reported below.
+            break;
+        }
     }
     let got = tokio::time::timeout(Duration::from_secs(30), reader)
         .await
