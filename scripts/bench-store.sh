@@ -27,6 +27,8 @@
 #   METRICS        1: after each Navarch run, print the growth of its members' write-path
 #                  counters per request (proposal batches, Raft log entries, log fsyncs)
 #                  summed over the three members [0]
+#   LOAD_AT        all: the load goes to every member's endpoint; leader: only to each
+#                  system's leader (Navarch: its first shard's; use with SHARDS='') [all]
 #   ORDER          which system runs first in each workload [etcd navarch]; the second one
 #                  runs while the first one's members are idle but alive
 #
@@ -173,6 +175,19 @@ wait_placed() {
 }
 wait_placed
 
+# LOAD_AT=leader: each system's load goes to its leader's endpoint only (Navarch: the leader of
+# its first shard, meaningful with SHARDS=''), so no request is forwarded between members.
+NAVARCH_LOAD="$NAVARCH_ENDPOINTS"
+ETCD_LOAD="$ETCD_ENDPOINTS"
+if [ "${LOAD_AT:-all}" = leader ]; then
+  leader_id="$(curl -sf --max-time 2 "http://${NAVARCH_ENDPOINTS%%,*}/shards" | jq '.shards[0].leader')"
+  NAVARCH_LOAD="127.0.0.1:$((22279 + leader_id * 100))"
+  ETCD_LOAD="$("$ETCDCTL" --endpoints "$ETCD_ENDPOINTS" endpoint status -w json |
+    jq -r '.[] | select(.Status.leader == .Status.header.member_id) | .Endpoint')"
+  ETCD_LOAD="${ETCD_LOAD#http://}"
+  echo "bench-store: load at the leaders only: navarch $NAVARCH_LOAD, etcd $ETCD_LOAD" >&2
+fi
+
 # cluster_counters NAME: "cpu_ticks write_bytes minor_faults" summed over the cluster's
 # processes.
 cluster_counters() {
@@ -282,8 +297,8 @@ for workload in $WORKLOADS; do
   value="${workload##*:}"
   for system in $ORDER; do
     case "$system" in
-      etcd) run_load etcd "$ETCD_ENDPOINTS" "$op" "$value" ;;
-      navarch) run_load navarch "$NAVARCH_ENDPOINTS" "$op" "$value" ;;
+      etcd) run_load etcd "$ETCD_LOAD" "$op" "$value" ;;
+      navarch) run_load navarch "$NAVARCH_LOAD" "$op" "$value" ;;
       *) echo "bench-store: ORDER names etcd and navarch, not $system" >&2; exit 2 ;;
     esac
   done
