@@ -181,7 +181,7 @@ NAVARCH_LOAD="$NAVARCH_ENDPOINTS"
 ETCD_LOAD="$ETCD_ENDPOINTS"
 if [ "${LOAD_AT:-all}" = leader ]; then
   leader_id="$(curl -sf --max-time 2 "http://${NAVARCH_ENDPOINTS%%,*}/shards" | jq '.shards[0].leader')"
-  NAVARCH_LOAD="127.0.0.1:$((22279 + leader_id * 100))"
+  NAVARCH_LOAD="$(echo "$NAVARCH_ENDPOINTS" | cut -d, -f"$leader_id")"
   ETCD_LOAD="$("$ETCDCTL" --endpoints "$ETCD_ENDPOINTS" endpoint status -w json |
     jq -r '.[] | select(.Status.leader == .Status.header.member_id) | .Endpoint')"
   ETCD_LOAD="${ETCD_LOAD#http://}"

@@ -16,8 +16,9 @@
 //! bytes have already arrived (their tasks are runnable) join this batch rather than the next:
 //! no timer, so the wait is as long as the runtime is busy and nothing when it is idle. On a
 //! 3-member cluster with 5 shards at 256 concurrent clients this cut the batches per request
-//! by a sixth (docs/benchmarks.md, "Store, session 8"). Each write is still applied as its own command with its own
-//! revision; one that fails (a txn on a missing lease, say) does not affect the others.
+//! by a sixth (docs/benchmarks.md, "Store, session 8"). Each write is still applied as its own
+//! command with its own revision; one that fails (a txn on a missing lease, say) does not
+//! affect the others.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
