@@ -25,7 +25,8 @@
 #   HEALTH_TIMEOUT seconds to wait for each cluster to become healthy [60]
 #   KEEP_WORK      keep the data/log directory [0]
 #   METRICS        1: after each Navarch run, print the growth of its members' write-path
-#                  counters per request (proposal batches, Raft log entries, log fsyncs)
+#                  counters per request (proposal batches, Raft log entries, log fsyncs,
+#                  forward requests between members)
 #                  summed over the three members [0]
 #   LOAD_AT        all: the load goes to every member's endpoint; leader: only to each
 #                  system's leader (Navarch: its first shard's; use with SHARDS='') [all]
@@ -219,8 +220,8 @@ machine_ticks() {
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $4 + $7 + $8, $9; exit }' /proc/stat
 }
 
-# navarch_counters: "batches batched_requests entries fsyncs" summed over Navarch's members,
-# from their /metrics.
+# navarch_counters: "batches batched_requests entries fsyncs forwards" summed over Navarch's
+# members, from their /metrics (forwards: requests that carried writes to another member).
 navarch_counters() {
   local ep
   for ep in ${NAVARCH_ENDPOINTS//,/ }; do
@@ -230,7 +231,8 @@ navarch_counters() {
     /^navarch_store_proposal_batched_requests_total/ { r += $NF }
     /^navarch_store_log_entries_appended_total/ { e += $NF }
     /^navarch_store_wal_fsyncs_total/ { f += $NF }
-    END { printf "%d %d %d %d\n", b, r, e, f }'
+    /^navarch_store_forward_batches_total/ { w += $NF }
+    END { printf "%d %d %d %d %d\n", b, r, e, f, w }'
 }
 
 # run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report (plus CPU and
@@ -269,9 +271,9 @@ run_load() {
   if [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ]; then
     local n=$(( $(grep '^{' "$out" | tail -n 1 | jq '.ok + .errors') + WARMUP ))
     echo "$m_before $(navarch_counters) $n" | awk '{
-      n = $9; b = $5 - $1
-      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f\n",
-        b / n, ($6 - $2) / (b > 0 ? b : 1), ($7 - $3) / n, ($8 - $4) / n }' >&2
+      n = $11; b = $6 - $1
+      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f, forward requests %.4f\n",
+        b / n, ($7 - $2) / (b > 0 ? b : 1), ($8 - $3) / n, ($9 - $4) / n, ($10 - $5) / n }' >&2
   fi
   grep -v '^{' "$out"
   # Counters cover warmup + measured requests.

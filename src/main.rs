@@ -153,6 +153,10 @@ struct StoreArgs {
     /// shard.
     #[arg(long, default_value_t = navarch_raftstore::node::DEFAULT_PROPOSAL_YIELDS)]
     proposal_yields: usize,
+    /// Forward client writes to the member leading their shard in one batch per destination
+    /// member (carrying every shard it leads, joining its own batches) instead of one per shard.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    forward_per_node: bool,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
@@ -269,6 +273,7 @@ impl StoreArgs {
         cfg.watch_buffer = self.watch_buffer.max(1);
         cfg.proposal_pipeline = self.proposal_pipeline.max(1);
         cfg.proposal_yields = self.proposal_yields;
+        cfg.forward_per_node = self.forward_per_node;
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         if self.peer_transport == PeerTransportArg::Quic {

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! etcd client ─gRPC─► server::{Kv,Watch,Lease,Maintenance,Cluster}
-//!                       │ writes: StoreNode::propose ─► ProposalBatcher ─► openraft ─► LogStore (raft_log segments, fsync)
-//!                       │                                 └─► StateMachineStore::apply ─► mvcc
+//!                       │ writes: StoreNode::propose ─► ProposalBatcher (per shard, or per peer
+//!                       │         that leads the shard) ─► openraft ─► LogStore (raft_log, fsync)
+//!                       │                                    └─► StateMachineStore::apply ─► mvcc
 //!                       │ reads:  read_barrier (ReadIndex) ─► mvcc::Reader (RocksDB snapshot)
 //!                       └ watch:  WatchHub (live) + RocksDB history (replay)
 //! ```

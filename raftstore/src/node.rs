@@ -91,6 +91,10 @@ pub struct NodeConfig {
     /// Times a busy shard's batcher yields to the runtime before taking its next batch, so
     /// that writes being received join it (0: take what is queued at once).
     pub proposal_yields: usize,
+    /// Forward client writes to other members per destination member (one batch carries the
+    /// writes of every shard it leads, and joins the leader's own batches) rather than per
+    /// shard (each of this member's shard batches becomes an entry of its own).
+    pub forward_per_node: bool,
 }
 
 /// Default [`NodeConfig::proposal_yields`]: enough for the requests a runtime has already
@@ -124,6 +128,7 @@ impl NodeConfig {
             join_existing: false,
             proposal_pipeline: 1,
             proposal_yields: DEFAULT_PROPOSAL_YIELDS,
+            forward_per_node: true,
         }
     }
 
@@ -173,6 +178,8 @@ pub struct StoreNode {
     pub fatal: parking_lot::Mutex<Option<String>>,
     /// This node itself (for tasks that outlive a call, such as write batch flushers).
     me: std::sync::Weak<StoreNode>,
+    /// Client writes forwarded to other members, one batcher per peer address.
+    forwards: parking_lot::Mutex<std::collections::HashMap<String, Arc<ProposalBatcher>>>,
     /// Snapshots being received, per shard (chunks go straight to files).
     snapshot_inbox: crate::snapshot::SnapshotInbox,
 }
@@ -257,6 +264,7 @@ impl StoreNode {
             peers_draining: Default::default(),
             snapshot_inbox: Default::default(),
             fatal: Default::default(),
+            forwards: Default::default(),
         });
         node.bootstrap().await?;
         tokio::spawn(watch_fatal(node.clone()));
@@ -377,11 +385,108 @@ impl StoreNode {
     pub async fn propose(&self, shard: ShardId, cmd: Command) -> Result<Bytes> {
         if cmd.batchable() {
             if let Some(me) = self.me.upgrade() {
-                let writes = Arc::clone(&self.shard(shard).writes);
-                return writes.propose(&me, cmd).await;
+                let writes = match self.remote_leader(shard) {
+                    Some(addr) if self.cfg.forward_per_node => self.forwarder(&addr),
+                    _ => Arc::clone(&self.shard(shard).writes),
+                };
+                return writes.propose(&me, shard, cmd).await;
             }
         }
         self.propose_entry(shard, cmd).await?.into_one()
+    }
+
+    /// The peer address of `shard`'s leader when another member leads it (none while this
+    /// node leads it or no leader is known).
+    fn remote_leader(&self, shard: ShardId) -> Option<String> {
+        let leader = self
+            .shard(shard)
+            .raft
+            .metrics()
+            .borrow_watched()
+            .current_leader;
+        match leader {
+            Some(id) if id != self.cfg.id => self.leader_addr(shard, Some(id)),
+            _ => None,
+        }
+    }
+
+    /// The batcher of the writes this node forwards to the member at `addr`.
+    fn forwarder(&self, addr: &str) -> Arc<ProposalBatcher> {
+        let mut forwards = self.forwards.lock();
+        if let Some(f) = forwards.get(addr) {
+            return Arc::clone(f);
+        }
+        let f = Arc::new(ProposalBatcher::to_node(
+            addr,
+            self.cfg.proposal_pipeline,
+            self.cfg.proposal_yields,
+        ));
+        forwards.insert(addr.to_string(), Arc::clone(&f));
+        f
+    }
+
+    /// Sends client writes of shards the member at `addr` leads in one `ProposeMany` request;
+    /// one outcome per write. A write that member did not take (it no longer leads the shard)
+    /// goes through [`Self::propose_entry`], which finds the new leader.
+    pub(crate) async fn forward_many(
+        &self,
+        addr: &str,
+        cmds: Vec<(ShardId, Command)>,
+    ) -> Result<Vec<Result<Bytes>>> {
+        let n = cmds.len();
+        let req = PeerRequest::ProposeMany(cmds);
+        let outcome = self
+            .transport
+            .call(addr, &req, self.cfg.request_timeout)
+            .await;
+        let PeerRequest::ProposeMany(cmds) = req else {
+            unreachable!("built above")
+        };
+        let results = match outcome {
+            Ok(PeerResponse::ProposedMany(results)) if results.len() == n => results,
+            Ok(PeerResponse::Error(e)) => return Err(e),
+            Ok(other) => return Err(StoreError::Internal(format!("unexpected {other:?}"))),
+            // The writes may or may not have been applied.
+            Err(_) => return Err(StoreError::Timeout),
+        };
+        let retries = cmds
+            .into_iter()
+            .zip(results)
+            .map(|((shard, cmd), r)| async move {
+                match r {
+                    Err(StoreError::NoLeader) => self.propose_entry(shard, cmd).await?.into_one(),
+                    r => r,
+                }
+            });
+        Ok(futures::future::join_all(retries).await)
+    }
+
+    /// Answers a [`PeerRequest::ProposeMany`]: each write joins the batch of its shard here
+    /// (with this node's own clients' writes) if this node leads the shard; otherwise its
+    /// outcome is [`StoreError::NoLeader`] and nothing is proposed.
+    async fn on_propose_many(&self, cmds: Vec<(ShardId, Command)>) -> PeerResponse {
+        let Some(me) = self.me.upgrade() else {
+            return PeerResponse::Error(StoreError::Stopped);
+        };
+        let writes = cmds.into_iter().map(|(shard, cmd)| {
+            let me = Arc::clone(&me);
+            async move {
+                let Some(replica) = me.shards.get(shard as usize) else {
+                    return Err(StoreError::Internal(format!(
+                        "no shard {shard} here (members must share one shard map)"
+                    )));
+                };
+                if !cmd.batchable() {
+                    return Err(StoreError::Internal("not a client write".into()));
+                }
+                if replica.raft.metrics().borrow_watched().state != ServerState::Leader {
+                    return Err(StoreError::NoLeader);
+                }
+                let writes = Arc::clone(&replica.writes);
+                writes.propose(&me, shard, cmd).await
+            }
+        });
+        PeerResponse::ProposedMany(futures::future::join_all(writes).await)
     }
 
     /// Like [`Self::propose`], but `cmd` gets a Raft entry of its own (never batched).
@@ -490,6 +595,8 @@ impl StoreNode {
         let raft = &replica.raft;
         match req {
             PeerRequest::ToShard { .. } => fatal("nested shard request".into()),
+            // Node-level: each write names its shard.
+            PeerRequest::ProposeMany(cmds) => self.on_propose_many(cmds).await,
             PeerRequest::TransferLeader { to } => {
                 if !raft.is_leader() {
                     return PeerResponse::Error(StoreError::NoLeader);

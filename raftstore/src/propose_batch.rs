@@ -1,10 +1,18 @@
-//! Concurrent client writes of one shard share Raft entries (the write half of group commit).
+//! Concurrent client writes share Raft entries and peer requests (the write half of group
+//! commit).
 //!
 //! ```text
+//! write ─► this node leads the shard (or its leader is unknown)? ─► the shard's queue
+//!       └► another member leads it ─► the queue of that member (one per destination node,
+//!                                      carrying the writes of every shard it leads)
 //! write ─► join the queue ─► (fewer than `pipeline` batches in flight?) spawn a flusher
 //! flusher: loop { (after a batch, more writes queued?) yield to the runtime `yields` times;
-//!                 take up to MAX_BATCH_REQUESTS queued writes; propose them as one
-//!                 Command::Batch (on the leader, or forwarded to it in one peer request);
+//!                 take up to MAX_BATCH_REQUESTS queued writes;
+//!                 shard queue: propose them as one Command::Batch (on the leader, or forwarded
+//!                              to it in one peer request if leadership moved meanwhile);
+//!                 node queue:  send them in one ProposeMany peer request; the leader puts each
+//!                              into its own shard queue, so they share entries with its own
+//!                              clients' writes;
 //!                 answer every taken write with its own response }
 //! ```
 //!
@@ -16,9 +24,12 @@
 //! bytes have already arrived (their tasks are runnable) join this batch rather than the next:
 //! no timer, so the wait is as long as the runtime is busy and nothing when it is idle. On a
 //! 3-member cluster with 5 shards at 256 concurrent clients this cut the batches per request
-//! by a sixth (docs/benchmarks.md, "Store, session 8"). Each write is still applied as its own
-//! command with its own revision; one that fails (a txn on a missing lease, say) does not
-//! affect the others.
+//! by a sixth (docs/benchmarks.md, "Store, session 8"). Forwarding per destination node
+//! rather than per shard means a member's writes for every shard one peer leads share one
+//! peer request, and a shard's entries carry the writes of all members instead of one
+//! (docs/benchmarks.md, "Store, session 9"). Each write is still applied as its own command
+//! with its own revision; one that fails (a txn on a missing lease, say) does not affect the
+//! others.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,16 +51,28 @@ pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
 type Waiter = oneshot::Sender<Result<Bytes>>;
 
+/// A batch taken off a queue: the writes (each with its shard) and who waits for each.
+type Batch = (Vec<(ShardId, Command)>, Vec<Waiter>);
+
 #[derive(Default)]
 struct State {
     /// Flushers running (each has at most one batch in flight).
     running: usize,
-    queue: VecDeque<(Command, Waiter)>,
+    queue: VecDeque<(ShardId, Command, Waiter)>,
 }
 
-/// Batches the client writes of one shard.
+/// Where a batcher's batches go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// One entry of this shard's Raft group.
+    Shard(ShardId),
+    /// One `ProposeMany` request to the member at this peer address (it leads the shards).
+    Node(String),
+}
+
+/// Batches client writes: those of one shard, or those this member forwards to one peer.
 pub struct ProposalBatcher {
-    shard: ShardId,
+    target: Target,
     pipeline: usize,
     yields: usize,
     state: Mutex<State>,
@@ -59,22 +82,36 @@ impl ProposalBatcher {
     /// A batcher for `shard` that keeps at most `pipeline` batches in flight and, under load,
     /// yields to the runtime `yields` times before taking each batch.
     pub fn new(shard: ShardId, pipeline: usize, yields: usize) -> Self {
+        Self::with_target(Target::Shard(shard), pipeline, yields)
+    }
+
+    /// A batcher for the writes this member forwards to the member at `peer_addr`, which
+    /// leads their shards (same `pipeline` and `yields` as [`Self::new`]).
+    pub fn to_node(peer_addr: &str, pipeline: usize, yields: usize) -> Self {
+        Self::with_target(Target::Node(peer_addr.to_string()), pipeline, yields)
+    }
+
+    fn with_target(target: Target, pipeline: usize, yields: usize) -> Self {
         Self {
-            shard,
+            target,
             pipeline: pipeline.max(1),
             yields,
             state: Mutex::new(State::default()),
         }
     }
 
-    /// Proposes a client write (see [`Command::batchable`]) and returns its response once it
-    /// is applied.
+    /// Proposes a client write of `shard` (see [`Command::batchable`]) and returns its
+    /// response once it is applied.
     pub(crate) async fn propose(
         self: &Arc<Self>,
         node: &Arc<StoreNode>,
+        shard: ShardId,
         cmd: Command,
     ) -> Result<Bytes> {
-        let (rx, start) = self.enqueue(cmd);
+        debug_assert!(
+            matches!(self.target, Target::Node(_)) || self.target == Target::Shard(shard)
+        );
+        let (rx, start) = self.enqueue(shard, cmd);
         if start {
             tokio::spawn(Arc::clone(self).flush(Arc::clone(node)));
         }
@@ -83,10 +120,10 @@ impl ProposalBatcher {
     }
 
     /// Queues a write; true when the caller must start a flusher (fewer than `pipeline` run).
-    fn enqueue(&self, cmd: Command) -> (oneshot::Receiver<Result<Bytes>>, bool) {
+    fn enqueue(&self, shard: ShardId, cmd: Command) -> (oneshot::Receiver<Result<Bytes>>, bool) {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
-        st.queue.push_back((cmd, tx));
+        st.queue.push_back((shard, cmd, tx));
         let start = st.running < self.pipeline;
         if start {
             st.running += 1;
@@ -98,7 +135,7 @@ impl ProposalBatcher {
     /// was started by a write that found no flusher busy, which leaves at once) and true once
     /// it has proposed one, i.e. under load, when it first gives the writes that are being
     /// received a chance to join.
-    async fn next_batch(&self, after_batch: bool) -> Option<(Vec<Command>, Vec<Waiter>)> {
+    async fn next_batch(&self, after_batch: bool) -> Option<Batch> {
         if after_batch && self.yields > 0 && self.queued() < MAX_BATCH_REQUESTS {
             for _ in 0..self.yields {
                 tokio::task::yield_now().await;
@@ -112,7 +149,7 @@ impl ProposalBatcher {
     }
 
     /// Takes the next batch off the queue, or retires this flusher if the queue is empty.
-    fn take(&self) -> Option<(Vec<Command>, Vec<Waiter>)> {
+    fn take(&self) -> Option<Batch> {
         let mut st = self.state.lock();
         if st.queue.is_empty() {
             st.running -= 1;
@@ -121,7 +158,7 @@ impl ProposalBatcher {
         let mut cmds = Vec::new();
         let mut waiters = Vec::new();
         let mut bytes = 0;
-        while let Some((cmd, _)) = st.queue.front() {
+        while let Some((_, cmd, _)) = st.queue.front() {
             let size = cmd.payload_bytes();
             if !cmds.is_empty()
                 && (cmds.len() >= MAX_BATCH_REQUESTS || bytes + size > MAX_BATCH_BYTES)
@@ -129,8 +166,8 @@ impl ProposalBatcher {
                 break;
             }
             bytes += size;
-            let (cmd, w) = st.queue.pop_front().expect("front exists");
-            cmds.push(cmd);
+            let (shard, cmd, w) = st.queue.pop_front().expect("front exists");
+            cmds.push((shard, cmd));
             waiters.push(w);
         }
         Some((cmds, waiters))
@@ -140,10 +177,21 @@ impl ProposalBatcher {
         let mut after_batch = false;
         while let Some((cmds, waiters)) = self.next_batch(after_batch).await {
             after_batch = true;
-            metrics::counter!("navarch_store_proposal_batches_total").increment(1);
-            metrics::counter!("navarch_store_proposal_batched_requests_total")
-                .increment(cmds.len() as u64);
-            match node.propose_batch(self.shard, cmds).await {
+            let n = cmds.len() as u64;
+            let outcome = match &self.target {
+                Target::Shard(shard) => {
+                    metrics::counter!("navarch_store_proposal_batches_total").increment(1);
+                    metrics::counter!("navarch_store_proposal_batched_requests_total").increment(n);
+                    let cmds = cmds.into_iter().map(|(_, cmd)| cmd).collect();
+                    node.propose_batch(*shard, cmds).await
+                }
+                Target::Node(addr) => {
+                    metrics::counter!("navarch_store_forward_batches_total").increment(1);
+                    metrics::counter!("navarch_store_forward_batched_requests_total").increment(n);
+                    node.forward_many(addr, cmds).await
+                }
+            };
+            match outcome {
                 Ok(results) => {
                     for (w, r) in waiters.into_iter().zip(results) {
                         let _ = w.send(r);
@@ -171,11 +219,11 @@ mod tests {
     /// write as soon as it gets the thread; returns how many writes the batch took.
     async fn batch_size_with_late_write(yields: usize, after_batch: bool) -> usize {
         let b = Arc::new(ProposalBatcher::new(ShardId::default(), 1, yields));
-        let (_rx, start) = b.enqueue(put(1));
+        let (_rx, start) = b.enqueue(0, put(1));
         assert!(start, "the first write starts a flusher");
         let late = Arc::clone(&b);
         let writer = tokio::spawn(async move {
-            let (_rx, start) = late.enqueue(put(2));
+            let (_rx, start) = late.enqueue(0, put(2));
             start
         });
         let (cmds, _waiters) = b.next_batch(after_batch).await.expect("a write is queued");
@@ -205,14 +253,27 @@ mod tests {
     #[test]
     fn the_last_flusher_retires_on_an_empty_queue() {
         let b = ProposalBatcher::new(ShardId::default(), 2, 0);
-        let (_rx, start) = b.enqueue(put(1));
+        let (_rx, start) = b.enqueue(0, put(1));
         assert!(start);
-        let (_rx2, start2) = b.enqueue(put(2));
+        let (_rx2, start2) = b.enqueue(0, put(2));
         assert!(start2, "a second flusher may run with pipeline 2");
-        let (_rx3, start3) = b.enqueue(put(3));
+        let (_rx3, start3) = b.enqueue(0, put(3));
         assert!(!start3, "no third flusher");
         assert_eq!(b.take().map(|(c, _)| c.len()), Some(3));
         assert!(b.take().is_none());
         assert_eq!(b.state.lock().running, 1);
+    }
+
+    #[test]
+    fn a_node_batch_carries_the_writes_of_every_shard_in_order() {
+        let b = ProposalBatcher::to_node("127.0.0.1:2380", 1, 0);
+        let (_rx, start) = b.enqueue(3, put(1));
+        assert!(start);
+        let (_rx2, start2) = b.enqueue(1, put(2));
+        assert!(!start2, "one flusher per destination with pipeline 1");
+        let (_rx3, _) = b.enqueue(3, put(3));
+        let (cmds, waiters) = b.take().expect("three writes queued");
+        assert_eq!(waiters.len(), 3);
+        assert_eq!(cmds, vec![(3, put(1)), (1, put(2)), (3, put(3))]);
     }
 }

@@ -1,6 +1,7 @@
 //! Group commit on a real 3-node cluster: concurrent client writes (through the leader and
-//! through followers, which forward whole batches) ride in few Raft entries and fsyncs, yet
-//! every write gets its own revision, gap-free, and a watch sees each exactly once.
+//! through followers, which forward them in batches per destination member, where they join
+//! the leader's own batches) ride in few Raft entries and fsyncs, yet every write gets its own
+//! revision, gap-free, and a watch sees each exactly once.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -107,6 +108,18 @@ async fn concurrent_writes_share_entries_and_each_keeps_its_own_revision() {
     assert!(
         batched / batches >= 2.0,
         "{batched} requests in {batches} batches: concurrent writes did not share entries"
+    );
+    // Two thirds of the writers talk to followers: their writes travel in shared forward
+    // requests (per destination member) and then join the leader's batches (counted above).
+    let forwards = cluster_counter(&c, "navarch_store_forward_batches_total");
+    let forwarded = cluster_counter(&c, "navarch_store_forward_batched_requests_total");
+    assert!(
+        forwarded >= n as f64 / 3.0,
+        "{forwarded} of {n} writes forwarded per member"
+    );
+    assert!(
+        forwarded / forwards >= 2.0,
+        "{forwarded} forwarded writes in {forwards} requests: they did not share requests"
     );
     // Each entry is appended on 3 members.
     assert!(

@@ -70,6 +70,10 @@ pub enum PeerRequest {
     },
     /// A client write forwarded to the leader.
     Propose(Command),
+    /// Client writes of several shards, all led by the receiver, forwarded in one request
+    /// (never wrapped in [`PeerRequest::ToShard`]); answered with
+    /// [`PeerResponse::ProposedMany`].
+    ProposeMany(Vec<(ShardId, Command)>),
     /// Ask the leader for a linearizable read point (ReadIndex); answered with a log index.
     ReadIndex,
     /// A lease keep-alive forwarded to the leader.
@@ -146,6 +150,12 @@ impl PeerRequest {
             PeerRequest::AppendEntries(r) => append_size_hint(r),
             PeerRequest::SnapshotChunk { data, files, .. } => 4096 + data.len() + 64 * files.len(),
             PeerRequest::Propose(cmd) => 64 + cmd.encoded_size_hint(),
+            PeerRequest::ProposeMany(cmds) => {
+                64 + cmds
+                    .iter()
+                    .map(|(_, cmd)| 8 + cmd.encoded_size_hint())
+                    .sum::<usize>()
+            }
             PeerRequest::ToShard { req, .. } => 16 + req.size_hint(),
             _ => 256,
         }
@@ -181,6 +191,10 @@ pub enum PeerResponse {
     Snapshot(SnapshotResponse<TypeConfig>),
     /// The applied result of a forwarded write.
     Proposed(CommandResponse),
+    /// The outcome of each write of a [`PeerRequest::ProposeMany`], in order:
+    /// [`StoreError::NoLeader`] for one means the receiver did not lead its shard and
+    /// proposed nothing, so it may be sent again.
+    ProposedMany(Vec<Result<bytes::Bytes, StoreError>>),
     /// Read point: wait until this log index is applied, then read locally.
     ReadIndex(u64),
     /// Lease TTL: (remaining seconds or -1 if unknown lease, granted seconds).
