@@ -32,6 +32,10 @@
 #                  system's leader (Navarch: its first shard's; use with SHARDS='') [all]
 #   ORDER          which system runs first in each workload [etcd navarch]; the second one
 #                  runs while the first one's members are idle but alive
+#   REPEAT         rounds per workload, alternating the order (ORDER, then reversed, ...);
+#                  the summary gives each system's median over its rounds and lists every
+#                  round's figures. On a VM whose second run of a pair is often slowed (see
+#                  docs/benchmarks.md, session 8), an even REPEAT is the fair comparison [1]
 #
 # Each run also reports CPU µs per request summed over the cluster's members (cpu_us/req) and
 # of the load generator itself (client_cpu_us/req: it shares the same cores), bytes written
@@ -75,6 +79,8 @@ DURATION_SECS="${DURATION_SECS:-}"
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-60}"
 KEEP_WORK="${KEEP_WORK:-0}"
 ORDER="${ORDER:-etcd navarch}"
+REPEAT="${REPEAT:-1}"
+case "$REPEAT" in '' | *[!0-9]* | 0) echo "bench-store: REPEAT must be a positive integer" >&2; exit 2 ;; esac
 PREFIXES="${PREFIXES:-/registry/pods/b/,/registry/events/b/,/registry/leases/b/,/registry/minions/b/,/registry/configmaps/b/}"
 SHARD_ARGS=()
 [ -n "${SHARDS+x}" ] && SHARD_ARGS=(--shards "$SHARDS")
@@ -294,21 +300,37 @@ run_load() {
 }
 
 : >"$WORK/reports"
+REVERSED_ORDER="$(echo "$ORDER" | tr ' ' '\n' | tac | tr '\n' ' ')"
 for workload in $WORKLOADS; do
   op="${workload%%:*}"
   value="${workload##*:}"
-  for system in $ORDER; do
-    case "$system" in
-      etcd) run_load etcd "$ETCD_LOAD" "$op" "$value" ;;
-      navarch) run_load navarch "$NAVARCH_LOAD" "$op" "$value" ;;
-      *) echo "bench-store: ORDER names etcd and navarch, not $system" >&2; exit 2 ;;
-    esac
+  for round in $(seq 1 "$REPEAT"); do
+    # Rounds alternate the order (A B, B A, A B, ...): neither system always runs second.
+    order="$ORDER"
+    [ $((round % 2)) = 0 ] && order="$REVERSED_ORDER"
+    [ "$REPEAT" -gt 1 ] && echo "bench-store: $op ${value}B round $round of $REPEAT: $order" >&2
+    for system in $order; do
+      case "$system" in
+        etcd) run_load etcd "$ETCD_LOAD" "$op" "$value" ;;
+        navarch) run_load navarch "$NAVARCH_LOAD" "$op" "$value" ;;
+        *) echo "bench-store: ORDER names etcd and navarch, not $system" >&2; exit 2 ;;
+      esac
+    done
   done
 done
 
 # --- summary ---
-field() { # field LABEL KEY
-  jq -r --arg l "$1" --arg k "$2" 'select(.label == $l) | .[$k]' "$WORK/reports"
+# field LABEL KEY: the median of KEY over the runs labelled LABEL (the lower middle one for an
+# even count).
+field() {
+  jq -s -r --arg l "$1" --arg k "$2" \
+    'map(select(.label == $l) | .[$k]) | sort | if length > 0 then .[(length - 1) / 2 | floor] else 0 end' \
+    "$WORK/reports"
+}
+# all_runs LABEL KEY: KEY of every run labelled LABEL, in run order, slash-separated.
+all_runs() {
+  jq -s -r --arg l "$1" --arg k "$2" \
+    'map(select(.label == $l) | .[$k] | . * 10 | round / 10 | tostring) | join(" / ")' "$WORK/reports"
 }
 ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
@@ -340,6 +362,17 @@ for workload in $WORKLOADS; do
     "$e_p99" "$n_p99" "$(ratio "$n_p99" "$e_p99")"
 done
 echo "(tput_ratio = navarch/etcd throughput, higher is better; p99_ratio = navarch/etcd p99, lower is better)"
+if [ "$REPEAT" -gt 1 ]; then
+  echo "(with REPEAT=$REPEAT each figure is the median over the rounds; every round's figure:)"
+  for workload in $WORKLOADS; do
+    op="${workload%%:*}"
+    value="${workload##*:}"
+    for system in etcd navarch; do
+      printf '%-8s %s %sB  req/s %s  p99 %s\n' "$system" "$op" "$value" \
+        "$(all_runs "$system $op ${value}B" throughput)" "$(all_runs "$system $op ${value}B" p99_ms)"
+    done
+  done
+fi
 errors="$(jq -s 'map(.errors) | add' "$WORK/reports")"
 if [ "$errors" != "0" ]; then
   echo "bench-store: WARNING: $errors requests failed; see the runs above" >&2
