@@ -426,13 +426,14 @@ impl StoreNode {
     }
 
     /// Sends client writes of shards the member at `addr` leads in one `ProposeMany` request;
-    /// one outcome per write. A write that member did not take (it no longer leads the shard)
-    /// goes through [`Self::propose_entry`], which finds the new leader.
+    /// returns the writes with one outcome each. A write that member did not take (it no
+    /// longer leads the shard) comes back as [`StoreError::NoLeader`], proposed nowhere: the
+    /// caller proposes it again through its shard's own batcher.
     pub(crate) async fn forward_many(
         &self,
         addr: &str,
         cmds: Vec<(ShardId, Command)>,
-    ) -> Result<Vec<Result<Bytes>>> {
+    ) -> Result<(Vec<(ShardId, Command)>, Vec<Result<Bytes>>)> {
         let n = cmds.len();
         let req = PeerRequest::ProposeMany(cmds);
         let outcome = self
@@ -442,23 +443,19 @@ impl StoreNode {
         let PeerRequest::ProposeMany(cmds) = req else {
             unreachable!("built above")
         };
-        let results = match outcome {
-            Ok(PeerResponse::ProposedMany(results)) if results.len() == n => results,
-            Ok(PeerResponse::Error(e)) => return Err(e),
-            Ok(other) => return Err(StoreError::Internal(format!("unexpected {other:?}"))),
+        match outcome {
+            Ok(PeerResponse::ProposedMany(results)) if results.len() == n => Ok((cmds, results)),
+            Ok(PeerResponse::ProposedMany(results)) => Err(StoreError::Internal(format!(
+                "member {addr} answered {} of {n} forwarded writes",
+                results.len()
+            ))),
+            Ok(PeerResponse::Error(e)) => Err(e),
+            Ok(_) => Err(StoreError::Internal(format!(
+                "member {addr} answered forwarded writes with another response"
+            ))),
             // The writes may or may not have been applied.
-            Err(_) => return Err(StoreError::Timeout),
-        };
-        let retries = cmds
-            .into_iter()
-            .zip(results)
-            .map(|((shard, cmd), r)| async move {
-                match r {
-                    Err(StoreError::NoLeader) => self.propose_entry(shard, cmd).await?.into_one(),
-                    r => r,
-                }
-            });
-        Ok(futures::future::join_all(retries).await)
+            Err(_) => Err(StoreError::Timeout),
+        }
     }
 
     /// Answers a [`PeerRequest::ProposeMany`]: each write joins the batch of its shard here
@@ -468,9 +465,13 @@ impl StoreNode {
         let Some(me) = self.me.upgrade() else {
             return PeerResponse::Error(StoreError::Stopped);
         };
+        // Each write answers within this bound, well before the caller's transport timeout,
+        // so a shard that has lost its leader here cannot turn the writes of every other
+        // shard in this request (already applied) into timeouts at the caller.
+        let bound = self.cfg.request_timeout.mul_f64(0.7);
         let writes = cmds.into_iter().map(|(shard, cmd)| {
             let me = Arc::clone(&me);
-            async move {
+            let write = async move {
                 let Some(replica) = me.shards.get(shard as usize) else {
                     return Err(StoreError::Internal(format!(
                         "no shard {shard} here (members must share one shard map)"
@@ -484,6 +485,12 @@ impl StoreNode {
                 }
                 let writes = Arc::clone(&replica.writes);
                 writes.propose(&me, shard, cmd).await
+            };
+            async move {
+                // Timed out: it may still be applied, as with any timeout.
+                tokio::time::timeout(bound, write)
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout))
             }
         });
         PeerResponse::ProposedMany(futures::future::join_all(writes).await)

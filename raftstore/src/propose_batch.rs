@@ -12,7 +12,8 @@
 //!                              to it in one peer request if leadership moved meanwhile);
 //!                 node queue:  send them in one ProposeMany peer request; the leader puts each
 //!                              into its own shard queue, so they share entries with its own
-//!                              clients' writes;
+//!                              clients' writes; a write it no longer leads the shard of
+//!                              comes back untaken and goes to this member's shard queue;
 //!                 answer every taken write with its own response }
 //! ```
 //!
@@ -178,33 +179,63 @@ impl ProposalBatcher {
         while let Some((cmds, waiters)) = self.next_batch(after_batch).await {
             after_batch = true;
             let n = cmds.len() as u64;
-            let outcome = match &self.target {
+            match &self.target {
                 Target::Shard(shard) => {
                     metrics::counter!("navarch_store_proposal_batches_total").increment(1);
                     metrics::counter!("navarch_store_proposal_batched_requests_total").increment(n);
                     let cmds = cmds.into_iter().map(|(_, cmd)| cmd).collect();
-                    node.propose_batch(*shard, cmds).await
+                    answer(waiters, node.propose_batch(*shard, cmds).await);
                 }
                 Target::Node(addr) => {
                     metrics::counter!("navarch_store_forward_batches_total").increment(1);
                     metrics::counter!("navarch_store_forward_batched_requests_total").increment(n);
-                    node.forward_many(addr, cmds).await
-                }
-            };
-            match outcome {
-                Ok(results) => {
-                    for (w, r) in waiters.into_iter().zip(results) {
-                        let _ = w.send(r);
-                    }
-                }
-                Err(e) => {
-                    for w in waiters {
-                        let _ = w.send(Err(e.clone()));
+                    match node.forward_many(addr, cmds).await {
+                        Ok((cmds, results)) => {
+                            for (((shard, cmd), r), w) in cmds.into_iter().zip(results).zip(waiters)
+                            {
+                                match r {
+                                    Err(StoreError::NoLeader) => repropose(&node, shard, cmd, w),
+                                    r => {
+                                        let _ = w.send(r);
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => answer(waiters, Err(e)),
                     }
                 }
             }
         }
     }
+}
+
+/// Answers each waiter with its own result, or all of them with the batch's error.
+fn answer(waiters: Vec<Waiter>, outcome: Result<Vec<Result<Bytes>>>) {
+    match outcome {
+        Ok(results) => {
+            for (w, r) in waiters.into_iter().zip(results) {
+                let _ = w.send(r);
+            }
+        }
+        Err(e) => {
+            for w in waiters {
+                let _ = w.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// A forwarded write the destination did not take (it no longer leads the shard): proposed
+/// again through the shard's own batcher, which finds the new leader (and batches it with
+/// this member's other writes of that shard), in a task of its own so that the node queue's
+/// flusher goes on with its next batch. The shard batcher forwards with `Propose`, never
+/// through a node queue again, so a write cannot bounce between members.
+fn repropose(node: &Arc<StoreNode>, shard: ShardId, cmd: Command, w: Waiter) {
+    let node = Arc::clone(node);
+    tokio::spawn(async move {
+        let writes = Arc::clone(&node.shard(shard).writes);
+        let _ = w.send(writes.propose(&node, shard, cmd).await);
+    });
 }
 
 #[cfg(test)]
