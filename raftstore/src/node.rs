@@ -178,8 +178,9 @@ pub struct StoreNode {
     pub fatal: parking_lot::Mutex<Option<String>>,
     /// This node itself (for tasks that outlive a call, such as write batch flushers).
     me: std::sync::Weak<StoreNode>,
-    /// Client writes forwarded to other members, one batcher per peer address.
-    forwards: parking_lot::Mutex<std::collections::HashMap<String, Arc<ProposalBatcher>>>,
+    /// Client writes forwarded to other members: per member id, its peer address and the
+    /// batcher of the writes sent there.
+    forwards: parking_lot::Mutex<std::collections::HashMap<NodeId, (String, Arc<ProposalBatcher>)>>,
     /// Snapshots being received, per shard (chunks go straight to files).
     snapshot_inbox: crate::snapshot::SnapshotInbox,
 }
@@ -385,9 +386,9 @@ impl StoreNode {
     pub async fn propose(&self, shard: ShardId, cmd: Command) -> Result<Bytes> {
         if cmd.batchable() {
             if let Some(me) = self.me.upgrade() {
-                let writes = match self.remote_leader(shard) {
-                    Some(addr) if self.cfg.forward_per_node => self.forwarder(&addr),
-                    _ => Arc::clone(&self.shard(shard).writes),
+                let writes = match self.forwarder(shard) {
+                    Some(forward) => forward,
+                    None => Arc::clone(&self.shard(shard).writes),
                 };
                 return writes.propose(&me, shard, cmd).await;
             }
@@ -395,34 +396,30 @@ impl StoreNode {
         self.propose_entry(shard, cmd).await?.into_one()
     }
 
-    /// The peer address of `shard`'s leader when another member leads it (none while this
-    /// node leads it or no leader is known).
-    fn remote_leader(&self, shard: ShardId) -> Option<String> {
-        let leader = self
-            .shard(shard)
-            .raft
-            .metrics()
-            .borrow_watched()
-            .current_leader;
-        match leader {
-            Some(id) if id != self.cfg.id => self.leader_addr(shard, Some(id)),
-            _ => None,
+    /// The batcher of the writes this node forwards to `shard`'s leader, when another member
+    /// leads it and forwarding per member is on (none while this node leads it or no leader
+    /// is known). One batcher per member id; it is replaced if that member's address changed.
+    fn forwarder(&self, shard: ShardId) -> Option<Arc<ProposalBatcher>> {
+        if !self.cfg.forward_per_node {
+            return None;
         }
-    }
-
-    /// The batcher of the writes this node forwards to the member at `addr`.
-    fn forwarder(&self, addr: &str) -> Arc<ProposalBatcher> {
+        let metrics = self.shard(shard).raft.metrics();
+        let m = metrics.borrow_watched();
+        let id = m.current_leader.filter(|id| *id != self.cfg.id)?;
+        let addr = &m.membership_config.membership().get_node(&id)?.peer_addr;
         let mut forwards = self.forwards.lock();
-        if let Some(f) = forwards.get(addr) {
-            return Arc::clone(f);
+        if let Some((known, f)) = forwards.get(&id) {
+            if known == addr {
+                return Some(Arc::clone(f));
+            }
         }
         let f = Arc::new(ProposalBatcher::to_node(
             addr,
             self.cfg.proposal_pipeline,
             self.cfg.proposal_yields,
         ));
-        forwards.insert(addr.to_string(), Arc::clone(&f));
-        f
+        forwards.insert(id, (addr.clone(), Arc::clone(&f)));
+        Some(f)
     }
 
     /// Sends client writes of shards the member at `addr` leads in one `ProposeMany` request;
