@@ -1,10 +1,12 @@
-//! Shard snapshots as RocksDB SST files on disk: built from one RocksDB snapshot, streamed
-//! file by file in chunks, installed by ingestion. No snapshot is ever held in memory whole.
+//! Shard snapshots as RocksDB SST files on disk: taken as one RocksDB snapshot, written out
+//! only when a peer needs them, streamed file by file in chunks, installed by ingestion. No
+//! snapshot is ever held in memory whole.
 //!
 //! ```text
-//! build    RocksDB snapshot ─► per state-machine CF: iterator over the shard ─► SstFileWriter
-//!          ─► <data>/snapshots/<shard>/<id>/<cf>.sst          (SnapshotFiles; one SST per
-//!                                                              non-empty CF)
+//! build    pin thread: RocksDB snapshot ─► applied log id + membership   (SnapshotFiles, lazy:
+//!          no file yet; the thread keeps the RocksDB snapshot until it is written or dropped)
+//! write    (first send) per state-machine CF: iterator over the shard ─► SstFileWriter
+//!          ─► <data>/snapshots/<shard>/<id>/<cf>.sst          (one SST per non-empty CF)
 //! send     read 4 MiB of file i at offset o ─► PeerRequest::SnapshotChunk{files, file, offset}
 //!          ─► ChunkAccepted{file, next_offset} ─► next chunk          (network::full_snapshot)
 //! receive  chunks appended to <data>/snapshots/staging/<shard>-<id>/<cf>.sst (SnapshotInbox)
@@ -17,6 +19,16 @@
 //! A [`SnapshotFiles`] handle owns its directory: the directory is removed when the last
 //! handle goes, so a replaced snapshot disappears from disk once no sender streams it any
 //! more. Everything under `<data>/snapshots` is removed when the engine opens.
+//!
+//! Building is cheap on purpose, as etcd's is (its database file *is* the snapshot): the
+//! state machine asks for a snapshot every `--snapshot-count` requests so that the Raft log
+//! can be purged, and writing every row of the shard (its whole MVCC history) each time would
+//! cost as much as the shard is large, again and again. A built snapshot holds a RocksDB
+//! snapshot instead, in a thread of its own (the RocksDB handle borrows the database), and
+//! writes the files only when a lagging or new member has to be sent it
+//! ([`SnapshotFiles::materialize`]). Until then RocksDB keeps the row versions that snapshot
+//! sees (at most one older version of each key overwritten since); they are released when
+//! the snapshot is written out or replaced.
 //!
 //! # Correctness
 //! - Ingested files get a sequence number above every write already in the database, so the
@@ -36,9 +48,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, OnceLock};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use rocksdb::{IngestExternalFileOptions, Options, ReadOptions, SstFileWriter, WriteBatch};
 use serde::{Deserialize, Serialize};
 
@@ -100,10 +113,20 @@ pub struct SnapshotFile {
 #[derive(Debug)]
 pub struct SnapshotFiles {
     dir: PathBuf,
-    files: Vec<SnapshotFile>,
+    /// The files, once written (at once for a received snapshot, on first use for a built one).
+    files: OnceLock<Vec<SnapshotFile>>,
+    /// A built snapshot not yet written: asks its pin thread to write the files.
+    pin: Mutex<Option<PinHandle>>,
     /// Set while an install depends on the directory (see the module's correctness notes).
     keep: AtomicBool,
 }
+
+/// The pin thread's reply to a write request: the files it wrote.
+type WriteReply = mpsc::Sender<io::Result<Vec<SnapshotFile>>>;
+
+/// The sending end to a pin thread; dropping it ends the thread and releases its snapshot.
+#[derive(Debug)]
+struct PinHandle(mpsc::Sender<WriteReply>);
 
 /// The snapshot payload openraft passes around: a cheap handle on the files.
 pub type SnapshotData = Arc<SnapshotFiles>;
@@ -114,14 +137,39 @@ impl SnapshotFiles {
         &self.dir
     }
 
-    /// The files, in sending and ingestion order.
+    /// The files, in sending and ingestion order; empty for a built snapshot until
+    /// [`SnapshotFiles::materialize`] wrote them.
     pub fn files(&self) -> &[SnapshotFile] {
-        &self.files
+        self.files.get().map_or(&[], Vec::as_slice)
     }
 
-    /// Total size of the files in bytes.
+    /// Total size of the files in bytes (0 before they are written).
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files().iter().map(|f| f.size).sum()
+    }
+
+    /// Writes a built snapshot's files if they are not written yet, and returns them
+    /// (blocking; a failed write can be retried). Concurrent callers wait for one write.
+    pub fn materialize(&self) -> io::Result<&[SnapshotFile]> {
+        if let Some(f) = self.files.get() {
+            return Ok(f);
+        }
+        let mut pin = self.pin.lock();
+        if let Some(f) = self.files.get() {
+            return Ok(f);
+        }
+        let gone = || io_err("snapshot source is gone");
+        let (tx, rx) = mpsc::channel();
+        pin.as_ref()
+            .ok_or_else(gone)?
+            .0
+            .send(tx)
+            .map_err(|_| gone())?;
+        let files = rx.recv().map_err(|_| gone())??;
+        // Written: the pin thread has ended and released its RocksDB snapshot.
+        *pin = None;
+        metrics::counter!("navarch_store_snapshots_written_total").increment(1);
+        Ok(self.files.get_or_init(|| files))
     }
 
     fn path(&self, file: &SnapshotFile) -> PathBuf {
@@ -132,7 +180,7 @@ impl SnapshotFiles {
     pub fn read_chunk(&self, file: usize, offset: u64, max: usize) -> io::Result<Bytes> {
         use std::os::unix::fs::FileExt;
         let f = self
-            .files
+            .files()
             .get(file)
             .ok_or_else(|| invalid(format!("snapshot has no file {file}")))?;
         let len = f.size.saturating_sub(offset).min(max as u64) as usize;
@@ -160,11 +208,16 @@ impl SnapshotFiles {
                 format!("snapshot directory {} is missing", dir.display()),
             ));
         }
-        Ok(Self {
+        Ok(Self::written(dir, files))
+    }
+
+    fn written(dir: PathBuf, files: Vec<SnapshotFile>) -> Self {
+        Self {
             dir,
-            files,
+            files: OnceLock::from(files),
+            pin: Mutex::new(None),
             keep: AtomicBool::new(false),
-        })
+        }
     }
 }
 
@@ -176,55 +229,100 @@ impl Drop for SnapshotFiles {
     }
 }
 
-/// Writes every state-machine row of `shard`, as of one RocksDB snapshot, into SST files
-/// under `<snapshot dir>/<shard>/`; returns them with the applied log id and membership they
-/// include. Blocking; memory stays bounded (rows stream from the iterator to the file).
+/// Takes a snapshot of `shard`: one RocksDB snapshot, held by a thread of its own until the
+/// files are written ([`SnapshotFiles::materialize`]) or the handle is dropped. Returns it with
+/// the applied log id and membership it includes. Blocking, but reads only two rows.
 pub(crate) fn build(
     engine: &Engine,
     shard: u32,
 ) -> io::Result<(SnapshotFiles, Option<LogId>, StoredMembership)> {
-    let keys = Keys::new(shard);
     let dir = engine
         .snapshot_dir()
         .join(shard.to_string())
         .join(unique_name());
-    fs::create_dir_all(&dir)?;
-    // Owns the directory from here on, so a failed build leaves nothing behind.
-    let mut out = SnapshotFiles {
+    let (meta_tx, meta_rx) = mpsc::channel();
+    let (write_tx, write_rx) = mpsc::channel::<WriteReply>();
+    let (engine2, dir2) = (engine.clone(), dir.clone());
+    std::thread::Builder::new()
+        .name(format!("snapshot-pin-{shard}"))
+        .spawn(move || pin_thread(&engine2, shard, &dir2, &meta_tx, &write_rx))?;
+    let (applied, membership) = meta_rx
+        .recv()
+        .map_err(|_| io_err("snapshot pin thread ended"))??;
+    let out = SnapshotFiles {
         dir,
-        files: Vec::new(),
+        files: OnceLock::new(),
+        pin: Mutex::new(Some(PinHandle(write_tx))),
         keep: AtomicBool::new(false),
     };
+    Ok((out, applied, membership))
+}
+
+/// Holds one RocksDB snapshot of the database: sends the shard's applied log id and
+/// membership as of it, then writes the files each time it is asked until a write succeeds
+/// (or the handle is dropped), and ends, releasing the snapshot.
+fn pin_thread(
+    engine: &Engine,
+    shard: u32,
+    dir: &Path,
+    meta_tx: &mpsc::Sender<io::Result<(Option<LogId>, StoredMembership)>>,
+    write_rx: &mpsc::Receiver<WriteReply>,
+) {
     let db = engine.db();
     let snap = db.snapshot();
-    let read = |ro: &mut ReadOptions| {
-        ro.set_snapshot(&snap);
-    };
+    let keys = Keys::new(shard);
     let get = |name: &str| -> io::Result<Option<Vec<u8>>> {
         let mut ro = ReadOptions::default();
-        read(&mut ro);
+        ro.set_snapshot(&snap);
         db.get_cf_opt(engine.cf(cf::META), keys.named(name), &ro)
             .map_err(io_err)
     };
-    let applied: Option<LogId> = get(meta::APPLIED)?
-        .map(|b| decode(&b).map_err(io_err))
-        .transpose()?;
-    let membership: StoredMembership = get(meta::MEMBERSHIP)?
-        .map(|b| decode(&b).map_err(io_err))
-        .transpose()?
-        .unwrap_or_default();
+    let meta = (|| {
+        let applied: Option<LogId> = get(meta::APPLIED)?
+            .map(|b| decode(&b).map_err(io_err))
+            .transpose()?;
+        let membership: StoredMembership = get(meta::MEMBERSHIP)?
+            .map(|b| decode(&b).map_err(io_err))
+            .transpose()?
+            .unwrap_or_default();
+        Ok((applied, membership))
+    })();
+    let ok = meta.is_ok();
+    if meta_tx.send(meta).is_err() || !ok {
+        return;
+    }
+    while let Ok(reply) = write_rx.recv() {
+        let written = write_files(engine, &keys, dir, &snap);
+        if written.is_err() {
+            remove_dir(dir);
+        }
+        let done = written.is_ok();
+        let _ = reply.send(written);
+        if done {
+            return;
+        }
+    }
+}
+
+/// Writes every state-machine row of the shard as `snap` sees it into SST files in `dir`
+/// (created here). Memory stays bounded: rows stream from the iterator to the file.
+fn write_files(
+    engine: &Engine,
+    keys: &Keys,
+    dir: &Path,
+    snap: &rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>,
+) -> io::Result<Vec<SnapshotFile>> {
+    fs::create_dir_all(dir)?;
+    let db = engine.db();
+    let mut out = Vec::new();
     let mut opts = Options::default();
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     let prefix = keys.prefix();
     for name in cf::STATE_MACHINE {
         let mut ro = ReadOptions::default();
-        read(&mut ro);
+        ro.set_snapshot(snap);
         ro.set_iterate_upper_bound(keys.upper());
-        let file = SnapshotFile {
-            cf: name.to_string(),
-            size: 0,
-        };
-        let path = out.path(&file);
+        let path = dir.join(format!("{name}.sst"));
         // An SST file needs at least one entry: open it at the first row.
         let mut writer: Option<SstFileWriter<'_>> = None;
         for item in db.iterator_cf_opt(
@@ -246,11 +344,14 @@ pub(crate) fn build(
         if let Some(mut w) = writer {
             w.finish().map_err(io_err)?;
             let size = fs::metadata(&path)?.len();
-            out.files.push(SnapshotFile { size, ..file });
+            out.push(SnapshotFile {
+                cf: name.to_string(),
+                size,
+            });
         }
     }
-    sync_dir(&out.dir)?;
-    Ok((out, applied, membership))
+    sync_dir(dir)?;
+    Ok(out)
 }
 
 /// What the install marker records: enough to redo the install after a crash.
@@ -269,7 +370,7 @@ pub(crate) fn install(
     files: &SnapshotFiles,
 ) -> io::Result<()> {
     let keys = Keys::new(shard);
-    for f in &files.files {
+    for f in files.materialize()? {
         if !cf::STATE_MACHINE.contains(&f.cf.as_str()) {
             return Err(invalid(format!(
                 "snapshot has unknown column family {}",
@@ -302,7 +403,7 @@ pub(crate) fn install(
 fn ingest(engine: &Engine, files: &SnapshotFiles) -> io::Result<()> {
     let mut opts = IngestExternalFileOptions::default();
     opts.set_move_files(false);
-    for f in &files.files {
+    for f in files.files() {
         engine
             .db()
             .ingest_external_file_cf_opts(engine.cf(&f.cf), &opts, vec![files.path(f)])
@@ -534,11 +635,10 @@ impl Receiving {
         fs::rename(&self.dir, &target)?;
         self.done = true;
         sync_dir(&parent)?;
-        Ok(Arc::new(SnapshotFiles {
-            dir: target,
-            files: std::mem::take(&mut self.files),
-            keep: AtomicBool::new(false),
-        }))
+        Ok(Arc::new(SnapshotFiles::written(
+            target,
+            std::mem::take(&mut self.files),
+        )))
     }
 }
 

@@ -632,12 +632,25 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let files = snapshot.snapshot;
         let meta = snapshot.meta;
-        let manifest = files.files().to_vec();
         // Each chunk gets its own deadline, so a large snapshot never times out as a whole;
         // the next chunk is read from disk and sent only after the previous one is
         // acknowledged, so neither side holds more than a chunk in memory.
         let timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
         let send = async {
+            // A built snapshot's files are written when it is first sent.
+            let manifest = {
+                let files = files.clone();
+                tokio::task::spawn_blocking(move || files.materialize().map(<[_]>::to_vec))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(|e| {
+                        StreamingError::StorageError(openraft::StorageError::read_snapshot(
+                            None,
+                            TypeConfig::err_from_error(&e),
+                        ))
+                    })?
+            };
             let (mut file, mut offset) = (0usize, 0u64);
             loop {
                 let data = if file < manifest.len() {

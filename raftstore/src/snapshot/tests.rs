@@ -160,6 +160,21 @@ async fn installed_snapshot_equals_the_source_shard_and_leaves_other_shards_alon
     assert_eq!(snap.meta.last_log_id, Some(log_id(9000)));
     assert_eq!(snap.meta.last_membership, membership());
     let files = snap.snapshot.clone();
+    // Building writes nothing: the files appear when the snapshot is first needed, with the
+    // rows as they were at the build, not the ones written since.
+    assert!(files.files().is_empty(), "files written at build");
+    assert!(!files.dir().exists(), "snapshot directory made at build");
+    put(&a, SHARD, "/k/00001", "overwritten after the build", 0);
+    put(&a, SHARD, "/after-build", "new after the build", 0);
+    assert_ne!(rows(&a, SHARD), want);
+    let written = tokio::task::spawn_blocking({
+        let files = files.clone();
+        move || files.materialize().map(<[_]>::len)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(written, cf::STATE_MACHINE.len());
     assert_eq!(files.files().len(), cf::STATE_MACHINE.len());
     assert!(files
         .dir()
@@ -263,6 +278,7 @@ fn an_install_interrupted_by_a_crash_is_finished_when_the_engine_opens() {
     let want = rows(&a, SHARD);
     let b_other = rows(&b, OTHER);
     let (built, applied, last_membership) = build(&a, SHARD).unwrap();
+    built.materialize().unwrap();
     let meta = SnapshotMeta {
         last_log_id: applied,
         last_membership,
@@ -294,11 +310,8 @@ fn an_install_interrupted_by_a_crash_is_finished_when_the_engine_opens() {
         batch.delete_range_cf(b.cf(name), keys.prefix().to_vec(), keys.upper());
     }
     b.write(batch, true).unwrap();
-    let partial = SnapshotFiles {
-        dir: dir.clone(),
-        files: files.files()[..2].to_vec(),
-        keep: AtomicBool::new(true),
-    };
+    let partial = SnapshotFiles::written(dir.clone(), files.files()[..2].to_vec());
+    partial.keep.store(true, Ordering::SeqCst);
     ingest(&b, &partial).unwrap();
     drop(partial);
     drop(files);
