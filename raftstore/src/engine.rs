@@ -78,14 +78,11 @@ impl Engine {
             // The two levels that are rewritten most often stay uncompressed (as in TiKV).
             use rocksdb::DBCompressionType::{Lz4, None as Plain};
             o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
-            if *name == cf::HIST {
-                // `hist` holds every value ever written, keyed by user key then revision, so
-                // each new revision lands between old rows: under leveled compaction every
-                // L0→L1 compaction rewrote the whole of L1 (most of the store's disk writes
-                // once the memtables filled). Tiered (universal) compaction merges runs of
-                // similar size instead and writes each row a few times at most; reads of
-                // `hist` are point lookups (bloom filters) or seeks that stay rare.
-                o.set_compaction_style(rocksdb::DBCompactionStyle::Universal);
+            if *name == cf::VALS {
+                // Values arrive in revision order per shard, so a flushed file overlaps only
+                // the files at its shards' ends: small files keep the rewrites at those
+                // boundaries small.
+                o.set_target_file_size_base(16 << 20);
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
@@ -184,65 +181,5 @@ impl Engine {
                     .unwrap_or(0)
             })
             .sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A database written before `hist` switched to universal compaction (leveled, rows in
-    /// levels below L0) opens, keeps every row and compacts under the new style.
-    #[test]
-    fn a_leveled_hist_opens_under_universal_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32)
-            .map(|i| {
-                (
-                    format!("k{i:05}").into_bytes(),
-                    vec![b'v'; 100 + (i % 7) as usize],
-                )
-            })
-            .collect();
-        {
-            let mut opts = Options::default();
-            opts.create_if_missing(true);
-            opts.create_missing_column_families(true);
-            let db = DB::open_cf(&opts, dir.path().join("db"), cf::ALL).unwrap();
-            let hist = db.cf_handle(cf::HIST).unwrap();
-            for (i, (k, v)) in rows.iter().enumerate() {
-                db.put_cf(hist, k, v).unwrap();
-                if i % 500 == 499 {
-                    db.flush_cf(hist).unwrap();
-                }
-            }
-            db.compact_range_cf(hist, None::<&[u8]>, None::<&[u8]>);
-            let below_l0 = (1..7).any(|l| {
-                db.property_int_value_cf(hist, &format!("rocksdb.num-files-at-level{l}"))
-                    .unwrap()
-                    .unwrap_or(0)
-                    > 0
-            });
-            assert!(below_l0, "the leveled database has files below L0");
-        }
-        let engine = Engine::open(dir.path()).unwrap();
-        let db = engine.db();
-        let hist = engine.cf(cf::HIST);
-        for (k, v) in &rows {
-            assert_eq!(db.get_cf(hist, k).unwrap().as_deref(), Some(&v[..]));
-        }
-        for i in 0..4u32 {
-            db.put_cf(hist, format!("k{i:05}"), b"new").unwrap();
-            db.flush_cf(hist).unwrap();
-        }
-        db.compact_range_cf(hist, None::<&[u8]>, None::<&[u8]>);
-        assert_eq!(
-            db.get_cf(hist, "k00001").unwrap().as_deref(),
-            Some(&b"new"[..])
-        );
-        assert_eq!(
-            db.get_cf(hist, "k01999").unwrap().as_deref(),
-            Some(&rows[1999].1[..])
-        );
     }
 }

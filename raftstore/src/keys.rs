@@ -6,7 +6,8 @@
 //! | `raft_log` | (unused: Raft entries live in `crate::raft_log` segment files) | |
 //! | `raft_meta` | shard, name | vote / last purged log id / committed |
 //! | `kv` | shard, user key | current `mvccpb.KeyValue` (key field empty) |
-//! | `hist` | shard, escaped user key, !revision (BE) | `KeyValue` at that revision; version 0 = tombstone |
+//! | `hist` | shard, escaped user key, !revision (BE) | `KeyValue` at that revision without its value; version 0 = tombstone (rows written before `vals` existed carry the value) |
+//! | `vals` | shard, revision (BE), user key | the value the key got at that revision |
 //! | `events` | shard, revision (BE), sub-revision (BE u32) | user key |
 //! | `meta` | shard, name | revision, compact revision, applied log id, membership |
 //! | `lease` | shard, lease id (BE) | encoded `LeaseRecord` |
@@ -14,6 +15,11 @@
 //!
 //! The escaped key encoding (`0x00` → `0x00 0xFF`, terminator `0x00 0x01`) keeps user-key order
 //! in `hist`, and the inverted revision puts the newest version of a key first.
+//!
+//! Values live in `vals`, ordered by revision: a put appends after every older value of its
+//! shard, so compaction moves values forward (mostly whole files) instead of rewriting them
+//! among older versions of the same keys, as it had to while they sat in `hist` (where each new
+//! revision lands between old rows). `hist` and `kv` hold small rows only.
 
 /// Column family names.
 pub mod cf {
@@ -27,6 +33,8 @@ pub mod cf {
     pub const KV: &str = "kv";
     /// MVCC history.
     pub const HIST: &str = "hist";
+    /// Values by revision.
+    pub const VALS: &str = "vals";
     /// Revision → key index for watch replay.
     pub const EVENTS: &str = "events";
     /// State-machine metadata.
@@ -36,11 +44,11 @@ pub mod cf {
     /// Lease → attached keys.
     pub const LEASE_KEYS: &str = "lease_keys";
     /// Every column family.
-    pub const ALL: [&str; 8] = [
-        RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS,
+    pub const ALL: [&str; 9] = [
+        RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS, VALS,
     ];
     /// The column families that make up the state machine (snapshotted together).
-    pub const STATE_MACHINE: [&str; 6] = [KV, HIST, EVENTS, META, LEASE, LEASE_KEYS];
+    pub const STATE_MACHINE: [&str; 7] = [KV, HIST, EVENTS, META, LEASE, LEASE_KEYS, VALS];
 }
 
 /// Key builder for one shard.
@@ -115,6 +123,14 @@ impl Keys {
             return None;
         }
         Some((key, (!be_u64(rest)) as i64))
+    }
+
+    /// `vals` key of the value `key` got at `rev`.
+    pub fn val(&self, rev: i64, key: &[u8]) -> Vec<u8> {
+        let mut v = self.with(8 + key.len());
+        v.extend_from_slice(&(rev as u64).to_be_bytes());
+        v.extend_from_slice(key);
+        v
     }
 
     /// `events` key.
@@ -262,6 +278,29 @@ impl KeyRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn val_keys_sort_by_revision_whatever_the_key() {
+        let k = Keys::new(3);
+        let mut ks = [
+            k.val(300, b"a"),
+            k.val(2, b"zzz"),
+            k.val(256, b"b"),
+            k.val(2, b"y"),
+        ];
+        ks.sort();
+        assert_eq!(
+            ks,
+            [
+                k.val(2, b"y"),
+                k.val(2, b"zzz"),
+                k.val(256, b"b"),
+                k.val(300, b"a")
+            ]
+        );
+        assert!(ks.iter().all(|v| v.starts_with(&k.prefix())));
+        assert!(Keys::new(4).val(0, b"") > k.val(i64::MAX, b"\xff"));
+    }
 
     #[test]
     fn hist_keys_sort_by_user_key_then_newest_revision() {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use prost::Message;
 use rocksdb::WriteBatch;
 
-use super::read::{checked_range, encode_kv, encode_kv_meta, Reader};
+use super::read::{checked_range, encode_kv_meta, Reader};
 use super::{i64_bytes, meta};
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
@@ -404,7 +404,10 @@ impl<'a> ApplyCtx<'a> {
         let rev = self.next_rev();
         let sub = self.changes;
         self.changes += 1;
-        self.stage_put(cf::HIST, self.keys.hist(&kv.key, rev), encode_kv(&kv));
+        self.stage_put(cf::HIST, self.keys.hist(&kv.key, rev), encode_kv_meta(&kv));
+        if kv.version != 0 {
+            self.stage_put(cf::VALS, self.keys.val(rev, &kv.key), kv.value.to_vec());
+        }
         self.stage_put(cf::EVENTS, self.keys.event(rev, sub), kv.key.clone());
         self.events.push(Event {
             r#type: ty as i32,
@@ -529,14 +532,18 @@ impl<'a> ApplyCtx<'a> {
             if at > rev {
                 continue;
             }
+            let live = KeyValue::decode(v.as_ref())?.version != 0;
             if !kept_one {
                 kept_one = true;
-                let kv = KeyValue::decode(v.as_ref())?;
-                if kv.version != 0 {
+                if live {
                     continue;
                 }
             }
             self.stage_delete(cf::HIST, k.to_vec());
+            if let (true, Some(user)) = (live, current_key.as_deref()) {
+                let val = self.keys.val(at, user);
+                self.stage_delete(cf::VALS, val);
+            }
         }
         self.stage_delete_range(cf::EVENTS, self.keys.event(0, 0), self.keys.event(rev, 0));
         self.stage_put(

@@ -87,12 +87,36 @@ impl<'a> Reader<'a> {
         v.map(|b| decode_kv(key, &b)).transpose()
     }
 
-    /// Reads the values of current versions from `hist` (one batched lookup).
+    /// Reads the values of key-values read from `kv` or `hist` (which hold none) from `vals`
+    /// at (`mod_revision`, key), in one batched lookup. A version written before `vals`
+    /// existed has its value in its `hist` row (or, older still, in `kv`, and then it is
+    /// already filled in).
     fn fill_values(&self, kvs: &mut [KeyValue]) -> Result<()> {
         let wanted: Vec<usize> = (0..kvs.len()).filter(|&i| needs_value(&kvs[i])).collect();
         if wanted.is_empty() {
             return Ok(());
         }
+        let val_keys: Vec<Vec<u8>> = wanted
+            .iter()
+            .map(|&i| self.keys.val(kvs[i].mod_revision, &kvs[i].key))
+            .collect();
+        let found = self.engine.db().batched_multi_get_cf_opt(
+            self.engine.cf(cf::VALS),
+            &val_keys,
+            false,
+            &self.opts(),
+        );
+        let mut older = Vec::new();
+        for (&i, got) in wanted.iter().zip(found) {
+            match got? {
+                Some(v) => kvs[i].value = v.to_vec(),
+                None => older.push(i),
+            }
+        }
+        if older.is_empty() {
+            return Ok(());
+        }
+        let wanted = older;
         let hist_keys: Vec<Vec<u8>> = wanted
             .iter()
             .map(|&i| self.keys.hist(&kvs[i].key, kvs[i].mod_revision))
@@ -186,6 +210,19 @@ impl<'a> Reader<'a> {
             KeyRange::Span { start, .. } => self.keys.hist_bound(start),
         };
         let mut last_key: Option<Vec<u8>> = None;
+        // Values are fetched for this many keys at a time.
+        const CHUNK: usize = 128;
+        let mut chunk: Vec<KeyValue> = Vec::with_capacity(CHUNK);
+        // Hands the chunk to `f`; false once `f` asked to stop.
+        let mut drain = |chunk: &mut Vec<KeyValue>| -> Result<bool> {
+            self.fill_values(chunk)?;
+            for kv in chunk.drain(..) {
+                if !f(kv) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
         for item in self.iter_from(cf::HIST, &from) {
             let (k, v) = item?;
             if !k.starts_with(&self.keys.prefix()) {
@@ -207,10 +244,14 @@ impl<'a> Reader<'a> {
             // Newest version of `user` at or before `rev`.
             last_key = Some(user.clone());
             let kv = decode_kv(&user, &v)?;
-            if kv.version != 0 && !f(kv) {
-                break;
+            if kv.version != 0 {
+                chunk.push(kv);
+                if chunk.len() == CHUNK && !drain(&mut chunk)? {
+                    return Ok(());
+                }
             }
         }
+        drain(&mut chunk)?;
         Ok(())
     }
 
@@ -221,7 +262,11 @@ impl<'a> Reader<'a> {
             self.keys.hist(key, rev),
             &self.opts(),
         )?;
-        v.map(|b| decode_kv(key, &b)).transpose()
+        let mut kv = v.map(|b| decode_kv(key, &b)).transpose()?;
+        if let Some(kv) = kv.as_mut() {
+            self.fill_values(std::slice::from_mut(kv))?;
+        }
+        Ok(kv)
     }
 
     /// The newest live version of `key` strictly before revision `rev`.
@@ -231,8 +276,12 @@ impl<'a> Reader<'a> {
         if let Some(item) = self.iter_from(cf::HIST, &from).next() {
             let (k, v) = item?;
             if k.starts_with(&prefix) {
-                let kv = decode_kv(key, &v)?;
-                return Ok((kv.version != 0).then_some(kv));
+                let mut kv = decode_kv(key, &v)?;
+                if kv.version == 0 {
+                    return Ok(None);
+                }
+                self.fill_values(std::slice::from_mut(&mut kv))?;
+                return Ok(Some(kv));
             }
         }
         Ok(None)
@@ -375,20 +424,22 @@ pub(crate) fn decode_kv(key: &[u8], b: &[u8]) -> Result<KeyValue> {
     Ok(kv)
 }
 
-/// Whether `kv` (read from `kv`) still needs its value from `hist`.
+/// Whether `kv` (read from `kv` or `hist`) still needs its value from `vals`.
 fn needs_value(kv: &KeyValue) -> bool {
     kv.value.is_empty() && kv.version != 0
 }
 
-/// Encodes a key-value for `hist` (without its key, which the column family key carries).
+/// Encodes a key-value without its key (which the column family key carries), value included
+/// (as `hist` rows were before `vals`).
+#[cfg(test)]
 pub(crate) fn encode_kv(kv: &KeyValue) -> Vec<u8> {
     let mut buf = Vec::with_capacity(kv.value.len() + 32);
     encode_stored(kv, &kv.value, &mut buf);
     buf
 }
 
-/// Encodes the current version of a key for `kv`: its metadata only, the value being in
-/// `hist` at (key, `mod_revision`).
+/// Encodes a version of a key for `kv` and `hist`: its metadata only, the value being in
+/// `vals` at (`mod_revision`, key).
 pub(crate) fn encode_kv_meta(kv: &KeyValue) -> Vec<u8> {
     let mut buf = Vec::with_capacity(32);
     encode_stored(kv, &[], &mut buf);
@@ -452,5 +503,120 @@ mod tests {
             };
             assert_eq!(encode_kv_meta(&kv), meta.encode_to_vec());
         }
+    }
+
+    fn put(engine: &Engine, key: &str, value: &str) {
+        let req = crate::proto::etcdserverpb::PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let cmd = crate::types::Command::Put(req.encode_to_vec().into());
+        crate::mvcc::apply_local(engine, 0, &cmd).unwrap();
+    }
+
+    fn value_of(kv: Option<KeyValue>) -> Option<String> {
+        kv.map(|kv| String::from_utf8(kv.value).unwrap())
+    }
+
+    /// Values are read from `vals`; a store written before `vals` existed kept them in `hist`
+    /// rows, and those still read (current, historical, previous versions), compact, and live
+    /// next to new versions.
+    #[test]
+    fn values_come_from_vals_or_from_hist_rows_of_older_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let keys = Keys::new(0);
+        put(&engine, "a", "a1"); // rev 2
+        put(&engine, "a", "a2"); // rev 3
+        put(&engine, "b", "b1"); // rev 4
+        let db = engine.db();
+        let vals: Vec<(Box<[u8]>, Box<[u8]>)> = db
+            .iterator_cf(engine.cf(cf::VALS), rocksdb::IteratorMode::Start)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(vals.len(), 3, "one vals row per put");
+        let reader = Reader::new(&engine, 0);
+        assert_eq!(value_of(reader.get(b"a").unwrap()).as_deref(), Some("a2"));
+        assert_eq!(
+            value_of(reader.version_at(b"a", 2).unwrap()).as_deref(),
+            Some("a1")
+        );
+
+        // Rewrite the rows as an older store had them: values in `hist`, no `vals`.
+        for (k, v) in &vals {
+            let rev = i64::from_be_bytes(k[4..12].try_into().unwrap());
+            let key = &k[12..];
+            let hk = keys.hist(key, rev);
+            let mut kv =
+                decode_kv(key, &db.get_cf(engine.cf(cf::HIST), &hk).unwrap().unwrap()).unwrap();
+            assert!(kv.value.is_empty(), "hist rows carry no value");
+            kv.value = v.to_vec();
+            db.put_cf(engine.cf(cf::HIST), &hk, encode_kv(&kv)).unwrap();
+            db.delete_cf(engine.cf(cf::VALS), k).unwrap();
+        }
+        put(&engine, "a", "a3"); // rev 5, in `vals`
+        let reader = Reader::new(&engine, 0);
+        assert_eq!(value_of(reader.get(b"a").unwrap()).as_deref(), Some("a3"));
+        assert_eq!(value_of(reader.get(b"b").unwrap()).as_deref(), Some("b1"));
+        assert_eq!(
+            value_of(reader.version_at(b"a", 3).unwrap()).as_deref(),
+            Some("a2")
+        );
+        assert_eq!(
+            value_of(reader.version_before(b"a", 5).unwrap()).as_deref(),
+            Some("a2")
+        );
+        let mut at3 = Vec::new();
+        reader
+            .scan_at(
+                &KeyRange::Span {
+                    start: b"a".to_vec(),
+                    end: None,
+                },
+                3,
+                |kv| {
+                    at3.push((kv.key.clone(), String::from_utf8(kv.value).unwrap()));
+                    true
+                },
+            )
+            .unwrap();
+        assert_eq!(at3, vec![(b"a".to_vec(), "a2".to_string())]);
+
+        // Compacting at 5 drops a1 and a2 (old rows) and keeps b1 and a3.
+        let req = crate::proto::etcdserverpb::CompactionRequest {
+            revision: 5,
+            ..Default::default()
+        };
+        let cmd = crate::types::Command::Compact(req.encode_to_vec().into());
+        crate::mvcc::apply_local(&engine, 0, &cmd).unwrap();
+        let reader = Reader::new(&engine, 0);
+        assert_eq!(reader.version_at(b"a", 3).unwrap(), None);
+        assert_eq!(value_of(reader.get(b"a").unwrap()).as_deref(), Some("a3"));
+        assert_eq!(value_of(reader.get(b"b").unwrap()).as_deref(), Some("b1"));
+    }
+
+    /// Compaction removes the values of the versions it drops from `vals`.
+    #[test]
+    fn compaction_removes_the_values_of_dropped_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        for v in ["x1", "x2", "x3"] {
+            put(&engine, "x", v); // revs 2, 3, 4
+        }
+        let req = crate::proto::etcdserverpb::CompactionRequest {
+            revision: 4,
+            ..Default::default()
+        };
+        let cmd = crate::types::Command::Compact(req.encode_to_vec().into());
+        crate::mvcc::apply_local(&engine, 0, &cmd).unwrap();
+        let left: Vec<Vec<u8>> = engine
+            .db()
+            .iterator_cf(engine.cf(cf::VALS), rocksdb::IteratorMode::Start)
+            .map(|r| r.unwrap().1.to_vec())
+            .collect();
+        assert_eq!(left, vec![b"x3".to_vec()]);
+        let reader = Reader::new(&engine, 0);
+        assert_eq!(value_of(reader.get(b"x").unwrap()).as_deref(), Some("x3"));
     }
 }
