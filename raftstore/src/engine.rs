@@ -78,11 +78,10 @@ impl Engine {
             // The two levels that are rewritten most often stay uncompressed (as in TiKV).
             use rocksdb::DBCompressionType::{Lz4, None as Plain};
             o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
-            if *name == cf::VALS {
-                // Values arrive in revision order per shard, so a flushed file overlaps only
-                // the files at its shards' ends: small files keep the rewrites at those
-                // boundaries small.
-                o.set_target_file_size_base(16 << 20);
+            if name.starts_with("vals-") {
+                // Values arrive in revision order: a flushed file lies past the older ones
+                // and moves down whole; a level-0 file is big enough as it is.
+                o.set_target_file_size_base(64 << 20);
             }
             ColumnFamilyDescriptor::new(*name, o)
         });

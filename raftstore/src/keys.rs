@@ -7,7 +7,7 @@
 //! | `raft_meta` | shard, name | vote / last purged log id / committed |
 //! | `kv` | shard, user key | current `mvccpb.KeyValue` (key field empty) |
 //! | `hist` | shard, escaped user key, !revision (BE) | `KeyValue` at that revision without its value; version 0 = tombstone (rows written before `vals` existed carry the value) |
-//! | `vals` | shard, revision (BE), user key | the value the key got at that revision |
+//! | `vals-N` | shard, revision (BE), user key | the value the key got at that revision (`N` = shard mod 8) |
 //! | `events` | shard, revision (BE), sub-revision (BE u32) | user key |
 //! | `meta` | shard, name | revision, compact revision, applied log id, membership |
 //! | `lease` | shard, lease id (BE) | encoded `LeaseRecord` |
@@ -16,10 +16,13 @@
 //! The escaped key encoding (`0x00` → `0x00 0xFF`, terminator `0x00 0x01`) keeps user-key order
 //! in `hist`, and the inverted revision puts the newest version of a key first.
 //!
-//! Values live in `vals`, ordered by revision: a put appends after every older value of its
-//! shard, so compaction moves values forward (mostly whole files) instead of rewriting them
-//! among older versions of the same keys, as it had to while they sat in `hist` (where each new
-//! revision lands between old rows). `hist` and `kv` hold small rows only.
+//! Values live in `vals-N`, ordered by revision, one column family per shard (shards share
+//! one only beyond 8): a put appends after every older value of its shard, so each flushed
+//! file lies past every older one and compaction moves it down whole instead of rewriting
+//! values among older versions of the same keys, as it had to while they sat in `hist` (where
+//! each new revision lands between old rows). Were the shards' values in one column family,
+//! every flushed file would span all shards' key ranges and overlap everything below it.
+//! `hist` and `kv` hold small rows only.
 
 /// Column family names.
 pub mod cf {
@@ -33,8 +36,27 @@ pub mod cf {
     pub const KV: &str = "kv";
     /// MVCC history.
     pub const HIST: &str = "hist";
-    /// Values by revision.
+    /// Values by revision: the name snapshots give the `vals-N` column family of a shard
+    /// (see [`vals`]).
     pub const VALS: &str = "vals";
+    /// The column families of values, one per shard modulo their number.
+    pub const VALS_FAMILIES: [&str; 8] = [
+        "vals-0", "vals-1", "vals-2", "vals-3", "vals-4", "vals-5", "vals-6", "vals-7",
+    ];
+
+    /// The column family holding `shard`'s values.
+    pub fn vals(shard: u32) -> &'static str {
+        VALS_FAMILIES[shard as usize % VALS_FAMILIES.len()]
+    }
+
+    /// The column family holding the rows of state-machine family `name` for `shard`.
+    pub fn of_shard(name: &str, shard: u32) -> &str {
+        if name == VALS {
+            vals(shard)
+        } else {
+            name
+        }
+    }
     /// Revision → key index for watch replay.
     pub const EVENTS: &str = "events";
     /// State-machine metadata.
@@ -44,10 +66,12 @@ pub mod cf {
     /// Lease → attached keys.
     pub const LEASE_KEYS: &str = "lease_keys";
     /// Every column family.
-    pub const ALL: [&str; 9] = [
-        RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS, VALS,
+    pub const ALL: [&str; 16] = [
+        RAFT_LOG, RAFT_META, KV, HIST, EVENTS, META, LEASE, LEASE_KEYS, "vals-0", "vals-1",
+        "vals-2", "vals-3", "vals-4", "vals-5", "vals-6", "vals-7",
     ];
-    /// The column families that make up the state machine (snapshotted together).
+    /// The column families that make up the state machine (snapshotted together; `VALS`
+    /// stands for the shard's `vals-N`, see [`of_shard`]).
     pub const STATE_MACHINE: [&str; 7] = [KV, HIST, EVENTS, META, LEASE, LEASE_KEYS, VALS];
 }
 
@@ -61,6 +85,11 @@ impl Keys {
     /// Keys of `shard`.
     pub fn new(shard: u32) -> Self {
         Self { shard }
+    }
+
+    /// The shard.
+    pub fn shard(&self) -> u32 {
+        self.shard
     }
 
     /// The 4-byte prefix of every key of this shard.
@@ -278,6 +307,20 @@ impl KeyRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_of_eight_shards_has_its_own_vals_family_and_all_are_opened() {
+        let fams: std::collections::BTreeSet<&str> = (0..8).map(cf::vals).collect();
+        assert_eq!(fams.len(), 8);
+        assert!(fams.iter().all(|f| cf::ALL.contains(f)));
+        assert_eq!(cf::vals(9), cf::vals(1));
+        assert_eq!(cf::of_shard(cf::VALS, 3), "vals-3");
+        assert_eq!(cf::of_shard(cf::HIST, 3), cf::HIST);
+        assert!(
+            !cf::ALL.contains(&cf::VALS),
+            "`vals` names no column family itself"
+        );
+    }
 
     #[test]
     fn val_keys_sort_by_revision_whatever_the_key() {

@@ -326,7 +326,7 @@ fn write_files(
         // An SST file needs at least one entry: open it at the first row.
         let mut writer: Option<SstFileWriter<'_>> = None;
         for item in db.iterator_cf_opt(
-            engine.cf(name),
+            engine.cf(cf::of_shard(name, keys.shard())),
             ro,
             rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward),
         ) {
@@ -390,23 +390,31 @@ pub(crate) fn install(
         encode(&marker).map_err(io_err)?,
     );
     for name in cf::STATE_MACHINE {
-        b.delete_range_cf(engine.cf(name), keys.prefix().to_vec(), keys.upper());
+        b.delete_range_cf(
+            engine.cf(cf::of_shard(name, shard)),
+            keys.prefix().to_vec(),
+            keys.upper(),
+        );
     }
     engine.write(b, true).map_err(io_err)?;
-    ingest(engine, files)?;
+    ingest(engine, shard, files)?;
     finish_install(engine, &keys, meta)?;
     files.keep.store(false, Ordering::SeqCst);
     Ok(())
 }
 
 /// Ingests every file of the snapshot into its column family (copies; the files stay).
-fn ingest(engine: &Engine, files: &SnapshotFiles) -> io::Result<()> {
+fn ingest(engine: &Engine, shard: u32, files: &SnapshotFiles) -> io::Result<()> {
     let mut opts = IngestExternalFileOptions::default();
     opts.set_move_files(false);
     for f in files.files() {
         engine
             .db()
-            .ingest_external_file_cf_opts(engine.cf(&f.cf), &opts, vec![files.path(f)])
+            .ingest_external_file_cf_opts(
+                engine.cf(cf::of_shard(&f.cf, shard)),
+                &opts,
+                vec![files.path(f)],
+            )
             .map_err(|e| io_err(format!("ingest {}: {e}", files.path(f).display())))?;
     }
     Ok(())

@@ -406,7 +406,8 @@ impl<'a> ApplyCtx<'a> {
         self.changes += 1;
         self.stage_put(cf::HIST, self.keys.hist(&kv.key, rev), encode_kv_meta(&kv));
         if kv.version != 0 {
-            self.stage_put(cf::VALS, self.keys.val(rev, &kv.key), kv.value.to_vec());
+            let vals = cf::vals(self.keys.shard());
+            self.stage_put(vals, self.keys.val(rev, &kv.key), kv.value.to_vec());
         }
         self.stage_put(cf::EVENTS, self.keys.event(rev, sub), kv.key.clone());
         self.events.push(Event {
@@ -542,7 +543,7 @@ impl<'a> ApplyCtx<'a> {
             self.stage_delete(cf::HIST, k.to_vec());
             if let (true, Some(user)) = (live, current_key.as_deref()) {
                 let val = self.keys.val(at, user);
-                self.stage_delete(cf::VALS, val);
+                self.stage_delete(cf::vals(self.keys.shard()), val);
             }
         }
         self.stage_delete_range(cf::EVENTS, self.keys.event(0, 0), self.keys.event(rev, 0));

@@ -217,10 +217,10 @@ fn rows(engine: &Engine) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     let keys = Keys::new(0);
     let mut out = Vec::new();
     for name in cf::STATE_MACHINE {
-        for item in engine
-            .db()
-            .iterator_cf(engine.cf(name), rocksdb::IteratorMode::Start)
-        {
+        for item in engine.db().iterator_cf(
+            engine.cf(cf::of_shard(name, 0)),
+            rocksdb::IteratorMode::Start,
+        ) {
             let (k, v) = item.unwrap();
             if k.starts_with(&keys.prefix()) {
                 out.push((name, k.to_vec(), v.to_vec()));

@@ -101,7 +101,7 @@ impl<'a> Reader<'a> {
             .map(|&i| self.keys.val(kvs[i].mod_revision, &kvs[i].key))
             .collect();
         let found = self.engine.db().batched_multi_get_cf_opt(
-            self.engine.cf(cf::VALS),
+            self.engine.cf(cf::vals(self.keys.shard())),
             &val_keys,
             false,
             &self.opts(),
@@ -532,7 +532,7 @@ mod tests {
         put(&engine, "b", "b1"); // rev 4
         let db = engine.db();
         let vals: Vec<(Box<[u8]>, Box<[u8]>)> = db
-            .iterator_cf(engine.cf(cf::VALS), rocksdb::IteratorMode::Start)
+            .iterator_cf(engine.cf(cf::vals(0)), rocksdb::IteratorMode::Start)
             .map(Result::unwrap)
             .collect();
         assert_eq!(vals.len(), 3, "one vals row per put");
@@ -553,7 +553,7 @@ mod tests {
             assert!(kv.value.is_empty(), "hist rows carry no value");
             kv.value = v.to_vec();
             db.put_cf(engine.cf(cf::HIST), &hk, encode_kv(&kv)).unwrap();
-            db.delete_cf(engine.cf(cf::VALS), k).unwrap();
+            db.delete_cf(engine.cf(cf::vals(0)), k).unwrap();
         }
         put(&engine, "a", "a3"); // rev 5, in `vals`
         let reader = Reader::new(&engine, 0);
@@ -612,7 +612,7 @@ mod tests {
         crate::mvcc::apply_local(&engine, 0, &cmd).unwrap();
         let left: Vec<Vec<u8>> = engine
             .db()
-            .iterator_cf(engine.cf(cf::VALS), rocksdb::IteratorMode::Start)
+            .iterator_cf(engine.cf(cf::vals(0)), rocksdb::IteratorMode::Start)
             .map(|r| r.unwrap().1.to_vec())
             .collect();
         assert_eq!(left, vec![b"x3".to_vec()]);

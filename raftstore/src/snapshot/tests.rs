@@ -52,7 +52,7 @@ fn rows(engine: &Engine, shard: u32) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(keys.upper());
         for item in engine.db().iterator_cf_opt(
-            engine.cf(name),
+            engine.cf(cf::of_shard(name, shard)),
             ro,
             rocksdb::IteratorMode::From(&keys.prefix(), rocksdb::Direction::Forward),
         ) {
@@ -307,12 +307,16 @@ fn an_install_interrupted_by_a_crash_is_finished_when_the_engine_opens() {
         encode(&marker).unwrap(),
     );
     for name in cf::STATE_MACHINE {
-        batch.delete_range_cf(b.cf(name), keys.prefix().to_vec(), keys.upper());
+        batch.delete_range_cf(
+            b.cf(cf::of_shard(name, SHARD)),
+            keys.prefix().to_vec(),
+            keys.upper(),
+        );
     }
     b.write(batch, true).unwrap();
     let partial = SnapshotFiles::written(dir.clone(), files.files()[..2].to_vec());
     partial.keep.store(true, Ordering::SeqCst);
-    ingest(&b, &partial).unwrap();
+    ingest(&b, SHARD, &partial).unwrap();
     drop(partial);
     drop(files);
     assert!(dir.is_dir());
