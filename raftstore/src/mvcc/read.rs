@@ -531,7 +531,7 @@ mod tests {
         put(&engine, "a", "a2"); // rev 3
         put(&engine, "b", "b1"); // rev 4
         let db = engine.db();
-        let vals: Vec<(Box<[u8]>, Box<[u8]>)> = db
+        let vals: Vec<_> = db
             .iterator_cf(engine.cf(cf::vals(0)), rocksdb::IteratorMode::Start)
             .map(Result::unwrap)
             .collect();
