@@ -22,6 +22,10 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Age (seconds) a `vals` file must reach before RocksDB may rewrite it only to drop what a
+/// released snapshot had kept (see `Engine::open`).
+const BOTTOMMOST_COMPACTION_DELAY_SECS: &str = "86400";
+
 /// The block cache shared by the node's column families.
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 
@@ -86,6 +90,21 @@ impl Engine {
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
+        // A file of values is never rewritten just because a RocksDB snapshot (a read, a
+        // Raft snapshot being sent) covered it when it was made: such "BottommostFiles"
+        // compactions drop nothing from `vals` (a value goes only when Compact deletes its
+        // row, which ordinary compactions handle) and rewrote every flushed value once.
+        // Not settable through the crate's `Options`, but a mutable option.
+        for name in cf::VALS_FAMILIES {
+            let cf = db.cf_handle(name).expect("column family created at open");
+            db.set_options_cf(
+                cf,
+                &[(
+                    "bottommost_file_compaction_delay",
+                    BOTTOMMOST_COMPACTION_DELAY_SECS,
+                )],
+            )?;
+        }
         let engine = Self {
             db: Arc::new(db),
             dir: Arc::new(dir.to_path_buf()),
@@ -180,5 +199,45 @@ impl Engine {
                     .unwrap_or(0)
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OPTIONS file RocksDB persists after `open` shows each `vals` family with the
+    /// bottommost compaction delay set, and the other families without it.
+    #[test]
+    fn vals_families_delay_bottommost_compactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let _engine = Engine::open(dir.path()).unwrap();
+        let newest = std::fs::read_dir(dir.path().join("db"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("OPTIONS-"))
+            .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))
+            .expect("an OPTIONS file");
+        let text = std::fs::read_to_string(dir.path().join("db").join(newest)).unwrap();
+        let mut delay_of = std::collections::HashMap::new();
+        let mut section = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line
+                .strip_prefix("[CFOptions \"")
+                .and_then(|l| l.strip_suffix("\"]"))
+            {
+                section = name.to_string();
+            } else if let Some(v) = line.strip_prefix("bottommost_file_compaction_delay=") {
+                delay_of.insert(section.clone(), v.to_string());
+            }
+        }
+        for name in cf::VALS_FAMILIES {
+            assert_eq!(
+                delay_of.get(name).map(String::as_str),
+                Some(BOTTOMMOST_COMPACTION_DELAY_SECS),
+                "{name}"
+            );
+        }
+        assert_eq!(delay_of.get("hist").map(String::as_str), Some("0"));
     }
 }

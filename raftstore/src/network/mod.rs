@@ -449,6 +449,15 @@ impl<T: PeerTransport> RaftNetworkFactory<TypeConfig> for PeerNetworkFactory<T> 
     }
 }
 
+/// The shortest wait for a follower's answer to an AppendEntries, before the replication
+/// stream is given up as broken. openraft offers only its heartbeat interval (100 ms by
+/// default): a follower busy with a large append and its fsync answers later than that under
+/// load, and every such timeout made openraft drop the stream, with all its pipelined
+/// requests, and send them again (tens of times a second in a 3 KiB put benchmark, with
+/// p99.9 latencies of 300–500 ms). Liveness is the heartbeats' job: they keep their own
+/// timeout, and a dead peer's connection fails on its own.
+pub const MIN_APPEND_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
 /// openraft's view of one peer.
 pub struct PeerConnection<T: PeerTransport> {
     target: NodeId,
@@ -492,6 +501,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let option = RPCOption::new(option.hard_ttl().max(MIN_APPEND_ANSWER_WAIT));
         match self.rpc(PeerRequest::AppendEntries(rpc), &option).await? {
             PeerResponse::AppendEntries(r) => Ok(r),
             r => Err(self.unexpected(r)),
@@ -540,19 +550,23 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
                 .open_stream(&addr, shard, frames)
                 .await
                 .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-            // A request waiting longer than soft_ttl for its answer means the peer stopped
-            // making progress; an idle stream (nothing outstanding) may wait forever.
-            let idle = option.soft_ttl();
+            // A request waiting longer than this for its answer means the peer stopped making
+            // progress; an idle stream (nothing outstanding) may wait forever.
+            let idle = option.soft_ttl().max(MIN_APPEND_ANSWER_WAIT);
             let out = futures::stream::unfold(
                 (answers, outstanding, false),
                 move |(mut answers, outstanding, done)| async move {
                     if done {
                         return None;
                     }
-                    let next = if outstanding.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    // Waits in rounds of `idle`: a round that began with a request outstanding
+                    // and saw no answer fails the stream; a round that began idle starts
+                    // another (a request sent during it gets a whole round).
+                    let next = loop {
+                        let waiting = outstanding.load(std::sync::atomic::Ordering::SeqCst) > 0;
                         match tokio::time::timeout(idle, answers.next()).await {
-                            Ok(n) => n,
-                            Err(_) => {
+                            Ok(n) => break n,
+                            Err(_) if waiting => {
                                 let e = TransportError::Timeout {
                                     addr: String::new(),
                                     timeout: idle,
@@ -562,9 +576,8 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
                                     (answers, outstanding, true),
                                 ));
                             }
+                            Err(_) => continue,
                         }
-                    } else {
-                        answers.next().await
                     };
                     let item = match next? {
                         Err(e) => Err(RPCError::Unreachable(Unreachable::new(&e))),
@@ -718,3 +731,106 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
 pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
 /// Deadline of one snapshot chunk (not of the whole snapshot).
 pub const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that answers every AppendEntries frame successfully after `delay`.
+    struct SlowPeer {
+        delay: Duration,
+    }
+
+    impl PeerTransport for SlowPeer {
+        async fn call(
+            &self,
+            addr: &str,
+            _req: &PeerRequest,
+            _timeout: Duration,
+        ) -> Result<PeerResponse, TransportError> {
+            Err(TransportError::Unreachable {
+                addr: addr.to_string(),
+                reason: "streams only".into(),
+            })
+        }
+
+        fn supports_streams(&self) -> bool {
+            true
+        }
+
+        fn open_stream(
+            &self,
+            _addr: &str,
+            _shard: ShardId,
+            frames: BoxStream<'static, Vec<u8>>,
+        ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
+            let delay = self.delay;
+            Box::pin(async move {
+                // Frames leave as soon as they are made, as over a real connection.
+                let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+                let mut frames = frames;
+                tokio::spawn(async move {
+                    while let Some(frame) = frames.next().await {
+                        let _ = sent.send(frame);
+                    }
+                });
+                let answers = tokio_stream::wrappers::UnboundedReceiverStream::new(received)
+                    .then(move |_| async move {
+                        tokio::time::sleep(delay).await;
+                        let reply: StreamAppendReply = Ok(Ok(None));
+                        Ok(crate::types::encode(&reply).expect("encode a reply"))
+                    })
+                    .boxed();
+                Ok(answers)
+            })
+        }
+    }
+
+    fn connection(delay: Duration) -> PeerConnection<SlowPeer> {
+        PeerConnection {
+            target: 2,
+            addr: "peer".into(),
+            transport: Arc::new(SlowPeer { delay }),
+            shard: DEFAULT_SHARD,
+        }
+    }
+
+    async fn replicate(conn: &mut PeerConnection<SlowPeer>, requests: usize) -> Vec<bool> {
+        let req = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: vec![],
+        };
+        let input = futures::stream::iter(vec![req; requests]);
+        // What openraft passes: its heartbeat interval.
+        let option = RPCOption::new(Duration::from_millis(100));
+        let answers = conn
+            .stream_append(input, option)
+            .await
+            .expect("stream opens");
+        answers.map(|a| a.is_ok()).collect().await
+    }
+
+    /// A follower answering in 400 ms, four heartbeat intervals, keeps its stream: every
+    /// pipelined request gets its answer (before, the stream failed after 75 ms).
+    #[tokio::test]
+    async fn a_follower_slower_than_a_heartbeat_keeps_its_replication_stream() {
+        let mut conn = connection(Duration::from_millis(400));
+        assert_eq!(replicate(&mut conn, 2).await, vec![true, true]);
+    }
+
+    /// A follower that stops answering still fails the stream, after one or two minimum waits
+    /// (the upper bound only shows that the wait ends; it is loose for a loaded machine).
+    #[tokio::test]
+    async fn a_follower_that_never_answers_fails_the_stream() {
+        let mut conn = connection(Duration::from_secs(3600));
+        let started = tokio::time::Instant::now();
+        assert_eq!(replicate(&mut conn, 2).await, vec![false]);
+        let waited = started.elapsed();
+        assert!(
+            waited >= MIN_APPEND_ANSWER_WAIT && waited < 10 * MIN_APPEND_ANSWER_WAIT,
+            "{waited:?}"
+        );
+    }
+}
