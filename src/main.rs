@@ -157,6 +157,10 @@ struct StoreArgs {
     /// member (carrying every shard it leads, joining its own batches) instead of one per shard.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     forward_per_node: bool,
+    /// With `--peer-transport quic`: replicate over pipelined QUIC streams (false: one
+    /// AppendEntries call at a time, for a cluster being upgraded from a version without them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    peer_streams: bool,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
@@ -274,6 +278,7 @@ impl StoreArgs {
         cfg.proposal_pipeline = self.proposal_pipeline.max(1);
         cfg.proposal_yields = self.proposal_yields;
         cfg.forward_per_node = self.forward_per_node;
+        cfg.peer_streams = self.peer_streams;
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         if self.peer_transport == PeerTransportArg::Quic {

@@ -90,11 +90,13 @@ impl Engine {
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
-        // A file of values is never rewritten just because a RocksDB snapshot (a read, a
-        // Raft snapshot being sent) covered it when it was made: such "BottommostFiles"
-        // compactions drop nothing from `vals` (a value goes only when Compact deletes its
-        // row, which ordinary compactions handle) and rewrote every flushed value once.
-        // Not settable through the crate's `Options`, but a mutable option.
+        // A file of values is not rewritten just because a RocksDB snapshot covered it when
+        // it was made (a built Raft snapshot holds one until it is sent or replaced, see
+        // `crate::snapshot`): once that snapshot went, RocksDB rewrote every such file of the
+        // bottom level ("BottommostFiles" compactions), i.e. every flushed value once more,
+        // to drop nothing (a value goes only when Compact deletes its row, and ordinary
+        // compactions handle those). Not settable through the crate's `Options`, but a
+        // mutable option.
         for name in cf::VALS_FAMILIES {
             let cf = db.cf_handle(name).expect("column family created at open");
             db.set_options_cf(

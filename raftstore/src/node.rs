@@ -95,6 +95,9 @@ pub struct NodeConfig {
     /// writes of every shard it leads, and joins the leader's own batches) rather than per
     /// shard (each of this member's shard batches becomes an entry of its own).
     pub forward_per_node: bool,
+    /// QUIC peers: replicate over pipelined streams (`PeerRequest::AppendStream`) rather than
+    /// one AppendEntries call at a time. Turn off while upgrading from a version without them.
+    pub peer_streams: bool,
 }
 
 /// Default [`NodeConfig::proposal_yields`]: enough for the requests a runtime has already
@@ -129,6 +132,7 @@ impl NodeConfig {
             proposal_pipeline: 1,
             proposal_yields: DEFAULT_PROPOSAL_YIELDS,
             forward_per_node: true,
+            peer_streams: true,
         }
     }
 
@@ -587,6 +591,39 @@ impl StoreNode {
         }
     }
 
+    /// Serves a pipelined replication stream of `shard` (gRPC `Peer/Stream`, or a QUIC stream
+    /// opened with [`PeerRequest::AppendStream`]): each frame is an AppendEntries request,
+    /// answered in order by a [`crate::network::StreamAppendReply`] frame. The stream ends at
+    /// the first frame that does not decode.
+    pub fn append_stream(
+        &self,
+        shard: crate::shard::ShardId,
+        frames: futures::stream::BoxStream<'static, Vec<u8>>,
+    ) -> std::result::Result<futures::stream::BoxStream<'static, Vec<u8>>, String> {
+        use futures::StreamExt;
+        let Some(replica) = self.shards.get(shard as usize) else {
+            return Err(format!(
+                "no shard {shard} here (members must share one shard map)"
+            ));
+        };
+        let requests = frames.scan((), |_, frame| {
+            let req = crate::types::decode::<
+                openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,
+            >(&frame)
+            .ok();
+            futures::future::ready(req)
+        });
+        let answers = replica
+            .raft
+            .clone()
+            .stream_append(requests)
+            .scan((), |_, r| {
+                let reply: crate::network::StreamAppendReply = r.map_err(|fatal| fatal.to_string());
+                futures::future::ready(crate::types::encode(&reply).ok())
+            });
+        Ok(answers.boxed())
+    }
+
     /// Serves a request from a peer.
     pub async fn on_peer(&self, req: PeerRequest) -> PeerResponse {
         let fatal = |e: String| PeerResponse::Error(StoreError::Internal(e));
@@ -599,6 +636,9 @@ impl StoreNode {
         let raft = &replica.raft;
         match req {
             PeerRequest::ToShard { .. } => fatal("nested shard request".into()),
+            PeerRequest::AppendStream => {
+                fatal("a replication stream opens a QUIC stream of its own".into())
+            }
             // Node-level: each write names its shard.
             PeerRequest::ProposeMany(cmds) => self.on_propose_many(cmds).await,
             PeerRequest::TransferLeader { to } => {
@@ -840,7 +880,8 @@ fn peer_transport(cfg: &NodeConfig) -> Result<PeerTransportKind> {
             let tls = PeerTls::load(certs_dir, cfg.id)
                 .map_err(|e| StoreError::Internal(format!("peer TLS: {e}")))?;
             let t = QuicTransport::new(Arc::new(tls))
-                .map_err(|e| StoreError::Internal(format!("QUIC transport: {e}")))?;
+                .map_err(|e| StoreError::Internal(format!("QUIC transport: {e}")))?
+                .with_streams(cfg.peer_streams);
             PeerTransportKind::Quic(t)
         }
     })

@@ -38,7 +38,9 @@ use crate::snapshot::SnapshotFile;
 use crate::types::{decode, Command, CommandResponse, NodeId, NodeInfo, TypeConfig, Vote};
 
 pub use grpc::GrpcTransport;
-pub use quic::{serve_quic, PeerHandler, QuicError, QuicServer, QuicTransport, PEER_ALPN};
+pub use quic::{
+    serve_quic, PeerHandler, QuicError, QuicServer, QuicTransport, StreamHandler, PEER_ALPN,
+};
 
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
@@ -112,6 +114,11 @@ pub enum PeerRequest {
         /// The new leader.
         to: NodeId,
     },
+    /// Over QUIC: turns this stream into a pipelined replication stream of the shard (inside
+    /// [`PeerRequest::ToShard`]). Every later frame on it is an AppendEntries request, each
+    /// answered in order by a [`StreamAppendReply`] frame; either side ends it by finishing
+    /// or resetting its half. (gRPC has a method of its own for this.)
+    AppendStream,
     /// A request for the Raft group of one shard (requests without this wrapper go to the
     /// default shard).
     ToShard {
@@ -132,6 +139,18 @@ impl PeerRequest {
                 shard,
                 req: Box::new(req),
             }
+        }
+    }
+
+    /// The shard whose replication stream this request opens, if it is an
+    /// [`PeerRequest::AppendStream`].
+    pub fn append_stream_shard(&self) -> Option<ShardId> {
+        match self {
+            PeerRequest::AppendStream => Some(DEFAULT_SHARD),
+            PeerRequest::ToShard { shard, req } if matches!(**req, PeerRequest::AppendStream) => {
+                Some(*shard)
+            }
+            _ => None,
         }
     }
 

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use parking_lot::Mutex;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{
@@ -30,9 +32,11 @@ use quinn::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    FaultFilter, PeerRequest, PeerResponse, PeerTransport, TransportError, MAX_PEER_FRAME,
+    FaultFilter, FrameStream, PeerRequest, PeerResponse, PeerTransport, TransportError,
+    MAX_PEER_FRAME,
 };
 use crate::certs::{CertError, PeerTls, PEER_SERVER_NAME};
+use crate::shard::ShardId;
 use crate::types::{decode, encode, encode_sized};
 
 /// ALPN protocol id of the peer protocol over QUIC.
@@ -53,6 +57,8 @@ const CODE_SHUTDOWN: u32 = 0;
 const CODE_BAD_REQUEST: u32 = 1;
 /// Stream reset code: the server could not encode its response within the frame cap.
 const CODE_BAD_RESPONSE: u32 = 2;
+/// Stream reset code: the fault filter blocked the peer while a replication stream was open.
+const CODE_BLOCKED: u32 = 3;
 
 /// Errors setting up a QUIC endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -146,8 +152,17 @@ impl FrameError {
 
 /// Reads one length-prefixed frame, refusing lengths over the cap before allocating.
 async fn read_frame(recv: &mut RecvStream) -> Result<Vec<u8>, FrameError> {
+    read_frame_or_end(recv).await?.ok_or(FrameError::Truncated)
+}
+
+/// Reads one length-prefixed frame, or `None` if the stream was finished where a frame would
+/// begin (the end of a replication stream).
+async fn read_frame_or_end(recv: &mut RecvStream) -> Result<Option<Vec<u8>>, FrameError> {
     let mut len = [0u8; 4];
-    recv.read_exact(&mut len).await?;
+    match recv.read_exact(&mut len).await {
+        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+        r => r?,
+    }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_PEER_FRAME {
         return Err(FrameError::TooLarge(len));
@@ -162,18 +177,24 @@ async fn read_frame(recv: &mut RecvStream) -> Result<Vec<u8>, FrameError> {
             Err(e) => return Err(ReadExactError::ReadError(e).into()),
         }
     }
-    Ok(buf)
+    Ok(Some(buf))
 }
 
 /// Writes one length-prefixed frame and finishes the stream.
 async fn write_frame(send: &mut SendStream, payload: &[u8]) -> Result<(), FrameError> {
+    write_frame_open(send, payload).await?;
+    send.finish().map_err(|e| FrameError::Other(e.to_string()))
+}
+
+/// Writes one length-prefixed frame, leaving the stream open for more.
+async fn write_frame_open(send: &mut SendStream, payload: &[u8]) -> Result<(), FrameError> {
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|l| *l as usize <= MAX_PEER_FRAME)
         .ok_or(FrameError::TooLarge(payload.len()))?;
     send.write_all(&len.to_be_bytes()).await?;
     send.write_all(payload).await?;
-    send.finish().map_err(|e| FrameError::Other(e.to_string()))
+    Ok(())
 }
 
 fn unreachable(addr: &str, e: impl std::fmt::Display) -> TransportError {
@@ -200,6 +221,7 @@ struct ClientInner {
 pub struct QuicTransport {
     inner: Arc<ClientInner>,
     fault: FaultFilter,
+    streams: bool,
 }
 
 impl QuicTransport {
@@ -219,7 +241,15 @@ impl QuicTransport {
                 peers: Mutex::default(),
             }),
             fault: FaultFilter::default(),
+            streams: true,
         })
+    }
+
+    /// Whether Raft replication uses pipelined streams ([`PeerRequest::AppendStream`], the
+    /// default) or one AppendEntries call at a time (for peers of a version without them).
+    pub fn with_streams(mut self, on: bool) -> Self {
+        self.streams = on;
+        self
     }
 
     /// Blocked peers (fault injection).
@@ -345,16 +375,104 @@ impl PeerTransport for QuicTransport {
             }),
         }
     }
+
+    fn supports_streams(&self) -> bool {
+        self.streams
+    }
+
+    fn open_stream(
+        &self,
+        addr: &str,
+        shard: ShardId,
+        frames: BoxStream<'static, Vec<u8>>,
+    ) -> BoxFuture<'static, Result<FrameStream, TransportError>> {
+        Box::pin(
+            self.clone()
+                .open_append_stream(addr.to_string(), shard, frames),
+        )
+    }
+}
+
+impl QuicTransport {
+    /// The replication stream of `open_stream` on a stream of the cached connection.
+    async fn open_append_stream(
+        self,
+        addr: String,
+        shard: ShardId,
+        frames: BoxStream<'static, Vec<u8>>,
+    ) -> Result<FrameStream, TransportError> {
+        self.fault.check(&addr)?;
+        let head =
+            encode(&PeerRequest::to_shard(shard, PeerRequest::AppendStream)).map_err(|e| {
+                TransportError::BadFrame {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let conn = self.connection(&addr).await?;
+        let (mut send, recv) = conn.open_bi().await.map_err(|e| unreachable(&addr, e))?;
+        write_frame_open(&mut send, &head)
+            .await
+            .map_err(|e| e.into_transport(&addr))?;
+        // Requests leave as openraft makes them, while answers come back: the pipeline. The
+        // fault filter is checked per frame, so a partition cuts an open stream too.
+        let fault = self.fault.clone();
+        let to = addr.clone();
+        tokio::spawn(async move {
+            let mut frames = frames;
+            while let Some(frame) = frames.next().await {
+                if fault.check(&to).is_err() {
+                    let _ = send.reset(VarInt::from_u32(CODE_BLOCKED));
+                    return;
+                }
+                if let Err(e) = write_frame_open(&mut send, &frame).await {
+                    tracing::debug!(peer = %to, error = %e, "replication stream send ended");
+                    return;
+                }
+            }
+            let _ = send.finish();
+        });
+        let fault = self.fault.clone();
+        let answers = futures::stream::unfold(Some(recv), move |recv| {
+            let addr = addr.clone();
+            let fault = fault.clone();
+            async move {
+                let mut recv = recv?;
+                // A blocked peer's stream ends in `Unreachable`, however it ended.
+                let answer = match read_frame_or_end(&mut recv).await {
+                    Ok(None) => Err(fault.check(&addr).err()?),
+                    Ok(Some(frame)) => fault.check(&addr).map(|()| frame),
+                    Err(e) => Err(fault
+                        .check(&addr)
+                        .err()
+                        .unwrap_or_else(|| e.into_transport(&addr))),
+                };
+                // After an error the stream ends.
+                let next = answer.is_ok().then_some(recv);
+                Some((answer, next))
+            }
+        });
+        Ok(answers.boxed())
+    }
 }
 
 /// Answers one peer request (a node passes its `on_peer`).
 pub type PeerHandler = Arc<dyn Fn(PeerRequest) -> BoxFuture<'static, PeerResponse> + Send + Sync>;
+
+/// Serves a replication stream of a shard: request frames in, answer frames out (a node
+/// passes its `append_stream`); `Err` refuses the stream (an unknown shard).
+pub type StreamHandler = Arc<
+    dyn Fn(ShardId, BoxStream<'static, Vec<u8>>) -> Result<BoxStream<'static, Vec<u8>>, String>
+        + Send
+        + Sync,
+>;
 
 /// The server side: a QUIC endpoint that requires client certificates of the cluster CA and
 /// answers every stream's request frame through a [`PeerHandler`].
 pub struct QuicServer {
     endpoint: Endpoint,
     accepted: Arc<AtomicU64>,
+    streams: Option<StreamHandler>,
 }
 
 impl QuicServer {
@@ -371,7 +489,15 @@ impl QuicServer {
         Ok(Self {
             endpoint,
             accepted: Arc::default(),
+            streams: None,
         })
+    }
+
+    /// Serves replication streams ([`PeerRequest::AppendStream`]) with `handler`; without
+    /// one they are refused (reset), as by a member of a version without them.
+    pub fn with_streams(mut self, handler: StreamHandler) -> Self {
+        self.streams = Some(handler);
+        self
     }
 
     /// The bound address.
@@ -398,6 +524,7 @@ impl QuicServer {
             tokio::spawn(serve_connection(
                 incoming,
                 handler.clone(),
+                self.streams.clone(),
                 shutdown.clone(),
                 self.accepted.clone(),
             ));
@@ -422,6 +549,7 @@ pub async fn serve_quic(
 async fn serve_connection(
     incoming: quinn::Incoming,
     handler: PeerHandler,
+    streams: Option<StreamHandler>,
     shutdown: CancellationToken,
     accepted: Arc<AtomicU64>,
 ) {
@@ -445,11 +573,16 @@ async fn serve_connection(
                 }
             },
         };
-        tokio::spawn(serve_stream(send, recv, handler.clone()));
+        tokio::spawn(serve_stream(send, recv, handler.clone(), streams.clone()));
     }
 }
 
-async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: PeerHandler) {
+async fn serve_stream(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    handler: PeerHandler,
+    streams: Option<StreamHandler>,
+) {
     let req = match read_frame(&mut recv).await {
         Ok(b) => match decode::<PeerRequest>(&b) {
             Ok(r) => r,
@@ -465,6 +598,15 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: PeerH
             return;
         }
     };
+    if let Some(shard) = req.append_stream_shard() {
+        match streams {
+            Some(streams) => serve_append_stream(send, recv, shard, &streams).await,
+            None => {
+                let _ = send.reset(VarInt::from_u32(CODE_BAD_REQUEST));
+            }
+        }
+        return;
+    }
     let resp = handler(req).await;
     let payload = match encode(&resp) {
         Ok(p) => p,
@@ -483,6 +625,42 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: PeerH
         // The caller gave up (timeout) or went away.
         Err(e) => tracing::debug!(error = %e, "peer response not delivered"),
     }
+}
+
+/// The server half of a replication stream: request frames until the client finishes (or
+/// a bad frame), each answer written as it comes.
+async fn serve_append_stream(
+    mut send: SendStream,
+    recv: RecvStream,
+    shard: ShardId,
+    streams: &StreamHandler,
+) {
+    let frames = futures::stream::unfold(recv, |mut recv| async move {
+        match read_frame_or_end(&mut recv).await {
+            Ok(Some(frame)) => Some((frame, recv)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "replication stream receive ended");
+                None
+            }
+        }
+    })
+    .boxed();
+    let mut answers = match streams(shard, frames) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(shard, error = %e, "replication stream refused");
+            let _ = send.reset(VarInt::from_u32(CODE_BAD_REQUEST));
+            return;
+        }
+    };
+    while let Some(answer) = answers.next().await {
+        if let Err(e) = write_frame_open(&mut send, &answer).await {
+            tracing::debug!(error = %e, "replication stream answer not delivered");
+            return;
+        }
+    }
+    let _ = send.finish();
 }
 
 #[cfg(test)]
@@ -550,7 +728,20 @@ mod tests {
     }
 
     fn try_start_server(tls: &PeerTls, at: SocketAddr) -> Result<Harness, QuicError> {
-        let server = Arc::new(QuicServer::bind(at, tls)?);
+        // Replication streams of shard N answer each frame with N and the frame; shard 9 is
+        // unknown.
+        let streams: StreamHandler = Arc::new(|shard, frames| {
+            if shard == 9 {
+                return Err("no shard 9 here".into());
+            }
+            Ok(frames
+                .map(move |mut f| {
+                    f.insert(0, shard as u8);
+                    f
+                })
+                .boxed())
+        });
+        let server = Arc::new(QuicServer::bind(at, tls)?.with_streams(streams));
         let addr = server.local_addr().unwrap().to_string();
         let (gate, gate_rx) = tokio::sync::watch::channel(false);
         let seen = Arc::new(AtomicUsize::new(0));
@@ -756,5 +947,101 @@ mod tests {
         assert_eq!(h.seen.load(Ordering::SeqCst), 0);
         // The connection is still good for real calls.
         client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+    }
+
+    /// A replication stream carries many frames both ways on one QUIC stream: sent without
+    /// waiting for answers, answered in order by the shard the stream was opened for.
+    #[tokio::test]
+    async fn a_replication_stream_pipelines_frames_to_its_shard_in_order() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        assert!(client.supports_streams());
+        assert!(!client.clone().with_streams(false).supports_streams());
+        let frames: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| {
+                // A few frames of a megabyte among small ones.
+                let len = if i % 50 == 7 { 1 << 20 } else { 16 };
+                let mut f = vec![(i % 251) as u8; len];
+                f[..4].copy_from_slice(&i.to_be_bytes());
+                f
+            })
+            .collect();
+        let answers = client
+            .open_stream(&h.addr, 3, futures::stream::iter(frames.clone()).boxed())
+            .await
+            .unwrap();
+        let answers: Vec<Vec<u8>> = tokio::time::timeout(T, answers.collect::<Vec<_>>())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(answers.len(), frames.len(), "every frame answered, then the end");
+        for (a, f) in answers.iter().zip(&frames) {
+            assert_eq!(a[0], 3, "answered by shard 3");
+            assert!(a[1..] == f[..], "answers in order");
+        }
+        // Streams and calls share the one connection.
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+        assert_eq!(h.server.connections_accepted(), 1);
+        assert_eq!(h.seen.load(Ordering::SeqCst), 1, "a stream is not a call");
+    }
+
+    /// A stream to a shard the server does not have fails at its first answer; the
+    /// connection stays good.
+    #[tokio::test]
+    async fn a_replication_stream_to_an_unknown_shard_fails() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        let mut answers = client
+            .open_stream(&h.addr, 9, futures::stream::iter(vec![vec![1u8]]).boxed())
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(T, answers.next()).await.unwrap();
+        assert!(matches!(first, Some(Err(_))), "{first:?}");
+        assert!(tokio::time::timeout(T, answers.next()).await.unwrap().is_none());
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+    }
+
+    /// Blocking the peer in the fault filter cuts a stream that is already open: the next
+    /// answer is an error and the stream ends, as with a partition.
+    #[tokio::test]
+    async fn the_fault_filter_cuts_an_open_replication_stream() {
+        let ca = generate_ca().unwrap();
+        let h = start_server(&node_tls(&ca, 1), loopback());
+        let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let mut answers = client
+            .open_stream(
+                &h.addr,
+                1,
+                tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed(),
+            )
+            .await
+            .unwrap();
+        tx.send(vec![1]).unwrap();
+        let first = tokio::time::timeout(T, answers.next()).await.unwrap();
+        assert_eq!(first.unwrap().unwrap(), vec![1, 1]);
+        client.fault().set_blocked([h.addr.clone()]);
+        tx.send(vec![2]).unwrap();
+        let next = tokio::time::timeout(T, answers.next()).await.unwrap();
+        assert!(
+            matches!(next, Some(Err(TransportError::Unreachable { .. }))),
+            "{next:?}"
+        );
+        assert!(tokio::time::timeout(T, answers.next()).await.unwrap().is_none());
+        // Healed: a new stream works.
+        client.fault().set_blocked(Vec::<String>::new());
+        let answers = client
+            .open_stream(&h.addr, 1, futures::stream::iter(vec![vec![3u8]]).boxed())
+            .await
+            .unwrap();
+        let all: Vec<_> = tokio::time::timeout(T, answers.collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].as_ref().unwrap(), &vec![1, 3]);
     }
 }

@@ -25,7 +25,9 @@ pub use maintenance::{ClusterService, MaintenanceService, ETCD_API_VERSION};
 pub use watch::WatchService;
 
 use crate::error::StoreError;
-use crate::network::{PeerHandler, PeerRequest, PeerTransportKind, QuicServer, MAX_PEER_FRAME};
+use crate::network::{
+    PeerHandler, PeerRequest, PeerTransportKind, QuicServer, StreamHandler, MAX_PEER_FRAME,
+};
 use crate::node::StoreNode;
 use crate::proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -108,26 +110,18 @@ impl Peer for PeerService {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(crate::shard::DEFAULT_SHARD);
-        let Some(replica) = self.node.shards.get(shard as usize) else {
-            return Err(Status::not_found(format!(
-                "no shard {shard} here (members must share one shard map)"
-            )));
-        };
-        let raft = replica.raft.clone();
-        // Decode until the first bad frame or transport error; that ends the stream.
-        let requests = req.into_inner().scan((), |_, frame| {
-            let req = frame.ok().and_then(|f| {
-                decode::<openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>>(&f.payload)
-                    .ok()
-            });
-            futures::future::ready(req)
-        });
-        let answers = raft.stream_append(requests).map(|r| {
-            let reply: crate::network::StreamAppendReply = r.map_err(|fatal| fatal.to_string());
-            encode(&reply)
-                .map(|payload| PeerFrame { payload })
-                .map_err(|e| Status::internal(e.to_string()))
-        });
+        // Frames until the first transport error; that ends the stream.
+        let frames = req
+            .into_inner()
+            .scan((), |_, frame| {
+                futures::future::ready(frame.ok().map(|f| f.payload))
+            })
+            .boxed();
+        let answers = self
+            .node
+            .append_stream(shard, frames)
+            .map_err(Status::not_found)?
+            .map(|payload| Ok(PeerFrame { payload }));
         Ok(Response::new(Box::pin(answers)))
     }
 }
@@ -297,8 +291,12 @@ pub async fn serve(
             let addr = peer
                 .local_addr()
                 .map_err(|e| StoreError::Internal(format!("peer listener address: {e}")))?;
-            let server =
-                QuicServer::bind(addr, t.tls()).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let stream_node = node.clone();
+            let streams: StreamHandler =
+                Arc::new(move |shard, frames| stream_node.append_stream(shard, frames));
+            let server = QuicServer::bind(addr, t.tls())
+                .map_err(|e| StoreError::Internal(e.to_string()))?
+                .with_streams(streams);
             tracing::info!(%addr, "QUIC peer endpoint listening (mutual TLS)");
             Some(server)
         }
