@@ -157,9 +157,10 @@ struct StoreArgs {
     /// member (carrying every shard it leads, joining its own batches) instead of one per shard.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     forward_per_node: bool,
-    /// With `--peer-transport quic`: replicate over pipelined QUIC streams (false: one
-    /// AppendEntries call at a time, for a cluster being upgraded from a version without them).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// With `--peer-transport quic`: replicate over pipelined QUIC streams instead of one
+    /// AppendEntries call at a time (every member must have them; see docs/benchmarks.md for
+    /// why it is off by default).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     peer_streams: bool,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]

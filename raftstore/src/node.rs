@@ -96,7 +96,10 @@ pub struct NodeConfig {
     /// shard (each of this member's shard batches becomes an entry of its own).
     pub forward_per_node: bool,
     /// QUIC peers: replicate over pipelined streams (`PeerRequest::AppendStream`) rather than
-    /// one AppendEntries call at a time. Turn off while upgrading from a version without them.
+    /// one AppendEntries call at a time. Off by default: on one 2-core machine, one call at a
+    /// time lets entries pile up into bigger appends and was as fast or faster (see
+    /// docs/benchmarks.md); streams pay off where the round trip, not the CPU, is the limit.
+    /// Every member must run a version that has them.
     pub peer_streams: bool,
 }
 
@@ -132,7 +135,7 @@ impl NodeConfig {
             proposal_pipeline: 1,
             proposal_yields: DEFAULT_PROPOSAL_YIELDS,
             forward_per_node: true,
-            peer_streams: true,
+            peer_streams: false,
         }
     }
 
@@ -606,6 +609,7 @@ impl StoreNode {
                 "no shard {shard} here (members must share one shard map)"
             ));
         };
+        metrics::counter!("navarch_store_replication_streams_served_total").increment(1);
         let requests = frames.scan((), |_, frame| {
             let req = crate::types::decode::<
                 openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,

@@ -241,12 +241,12 @@ impl QuicTransport {
                 peers: Mutex::default(),
             }),
             fault: FaultFilter::default(),
-            streams: true,
+            streams: false,
         })
     }
 
-    /// Whether Raft replication uses pipelined streams ([`PeerRequest::AppendStream`], the
-    /// default) or one AppendEntries call at a time (for peers of a version without them).
+    /// Whether Raft replication uses pipelined streams ([`PeerRequest::AppendStream`]) or
+    /// one AppendEntries call at a time (the default; see `NodeConfig::peer_streams`).
     pub fn with_streams(mut self, on: bool) -> Self {
         self.streams = on;
         self
@@ -956,8 +956,9 @@ mod tests {
         let ca = generate_ca().unwrap();
         let h = start_server(&node_tls(&ca, 1), loopback());
         let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+        assert!(!client.supports_streams(), "off by default");
+        let client = client.with_streams(true);
         assert!(client.supports_streams());
-        assert!(!client.clone().with_streams(false).supports_streams());
         let frames: Vec<Vec<u8>> = (0..200u32)
             .map(|i| {
                 // A few frames of a megabyte among small ones.
@@ -977,7 +978,11 @@ mod tests {
             .into_iter()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(answers.len(), frames.len(), "every frame answered, then the end");
+        assert_eq!(
+            answers.len(),
+            frames.len(),
+            "every frame answered, then the end"
+        );
         for (a, f) in answers.iter().zip(&frames) {
             assert_eq!(a[0], 3, "answered by shard 3");
             assert!(a[1..] == f[..], "answers in order");
@@ -1001,7 +1006,10 @@ mod tests {
             .unwrap();
         let first = tokio::time::timeout(T, answers.next()).await.unwrap();
         assert!(matches!(first, Some(Err(_))), "{first:?}");
-        assert!(tokio::time::timeout(T, answers.next()).await.unwrap().is_none());
+        assert!(tokio::time::timeout(T, answers.next())
+            .await
+            .unwrap()
+            .is_none());
         client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
     }
 
@@ -1031,7 +1039,10 @@ mod tests {
             matches!(next, Some(Err(TransportError::Unreachable { .. }))),
             "{next:?}"
         );
-        assert!(tokio::time::timeout(T, answers.next()).await.unwrap().is_none());
+        assert!(tokio::time::timeout(T, answers.next())
+            .await
+            .unwrap()
+            .is_none());
         // Healed: a new stream works.
         client.fault().set_blocked(Vec::<String>::new());
         let answers = client
