@@ -468,6 +468,23 @@ impl<T: PeerTransport> RaftNetworkFactory<TypeConfig> for PeerNetworkFactory<T> 
     }
 }
 
+/// Runs a blocking read of a snapshot's files off the runtime; its error is openraft's
+/// snapshot read error.
+async fn read_snapshot_blocking<T: Send + 'static>(
+    read: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StreamingError<TypeConfig>> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| {
+            StreamingError::StorageError(openraft::StorageError::read_snapshot(
+                None,
+                TypeConfig::err_from_error(&e),
+            ))
+        })
+}
+
 /// The shortest wait for a follower's answer to an AppendEntries, before the replication
 /// stream is given up as broken. openraft offers only its heartbeat interval (100 ms by
 /// default): a follower busy with a large append and its fsync answers later than that under
@@ -672,33 +689,16 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
             // A built snapshot's files are written when it is first sent.
             let manifest = {
                 let files = files.clone();
-                tokio::task::spawn_blocking(move || files.materialize().map(<[_]>::to_vec))
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map_err(|e| {
-                        StreamingError::StorageError(openraft::StorageError::read_snapshot(
-                            None,
-                            TypeConfig::err_from_error(&e),
-                        ))
-                    })?
+                read_snapshot_blocking(move || files.materialize().map(<[_]>::to_vec)).await?
             };
             let (mut file, mut offset) = (0usize, 0u64);
             loop {
                 let data = if file < manifest.len() {
                     let files = files.clone();
-                    tokio::task::spawn_blocking(move || {
+                    read_snapshot_blocking(move || {
                         files.read_chunk(file, offset, SNAPSHOT_CHUNK_BYTES)
                     })
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map_err(|e| {
-                        StreamingError::StorageError(openraft::StorageError::read_snapshot(
-                            None,
-                            TypeConfig::err_from_error(&e),
-                        ))
-                    })?
+                    .await?
                 } else {
                     // A snapshot without files (an empty shard) still takes one chunk.
                     bytes::Bytes::new()
