@@ -26,6 +26,9 @@ impl std::fmt::Debug for Engine {
 /// released snapshot had kept (see `Engine::open`).
 const BOTTOMMOST_COMPACTION_DELAY_SECS: &str = "86400";
 
+/// Memtable size of the state-machine families other than `vals-N` (see `Engine::open`).
+const STATE_WRITE_BUFFER_BYTES: usize = 8 << 20;
+
 /// The block cache shared by the node's column families.
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 
@@ -86,6 +89,14 @@ impl Engine {
                 // Values arrive in revision order: a flushed file lies past the older ones
                 // and moves down whole; a level-0 file is big enough as it is.
                 o.set_target_file_size_base(64 << 20);
+            } else {
+                // Small memtables for the rows every put inserts at a random place (`kv`,
+                // `hist`, `events`) and overwrites (`meta`): a skiplist of hundreds of
+                // thousands of entries costs a put more CPU with every one it holds (cache
+                // misses), 122 → 155 µs per 256 B put over five rounds on one cluster with
+                // RocksDB's 64 MiB; 118–132 µs, flat, with 8 MiB. Values arrive in order and
+                // keep the default. (Atomic flush flushes every family when one is full.)
+                o.set_write_buffer_size(STATE_WRITE_BUFFER_BYTES);
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
@@ -209,9 +220,10 @@ mod tests {
     use super::*;
 
     /// The OPTIONS file RocksDB persists after `open` shows each `vals` family with the
-    /// bottommost compaction delay set, and the other families without it.
+    /// bottommost compaction delay set and RocksDB's memtable size, and the other families
+    /// without the delay and with small memtables.
     #[test]
-    fn vals_families_delay_bottommost_compactions() {
+    fn vals_families_delay_bottommost_compactions_and_the_others_have_small_memtables() {
         let dir = tempfile::tempdir().unwrap();
         let _engine = Engine::open(dir.path()).unwrap();
         let newest = std::fs::read_dir(dir.path().join("db"))
@@ -222,6 +234,7 @@ mod tests {
             .expect("an OPTIONS file");
         let text = std::fs::read_to_string(dir.path().join("db").join(newest)).unwrap();
         let mut delay_of = std::collections::HashMap::new();
+        let mut buffer_of = std::collections::HashMap::new();
         let mut section = String::new();
         for line in text.lines().map(str::trim) {
             if let Some(name) = line
@@ -231,8 +244,18 @@ mod tests {
                 section = name.to_string();
             } else if let Some(v) = line.strip_prefix("bottommost_file_compaction_delay=") {
                 delay_of.insert(section.clone(), v.to_string());
+            } else if let Some(v) = line.strip_prefix("write_buffer_size=") {
+                buffer_of.insert(section.clone(), v.parse::<usize>().unwrap());
             }
         }
+        for name in ["kv", "hist", "events", "meta"] {
+            assert_eq!(
+                buffer_of.get(name),
+                Some(&STATE_WRITE_BUFFER_BYTES),
+                "{name}"
+            );
+        }
+        assert_eq!(buffer_of.get("vals-0"), Some(&(64 << 20)));
         for name in cf::VALS_FAMILIES {
             assert_eq!(
                 delay_of.get(name).map(String::as_str),
