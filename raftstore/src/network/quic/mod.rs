@@ -433,24 +433,20 @@ impl QuicTransport {
             let _ = send.finish();
         });
         let fault = self.fault.clone();
-        let answers = futures::stream::unfold(Some(recv), move |recv| {
-            let addr = addr.clone();
-            let fault = fault.clone();
-            async move {
-                let mut recv = recv?;
-                // A blocked peer's stream ends in `Unreachable`, however it ended.
-                let answer = match read_frame_or_end(&mut recv).await {
-                    Ok(None) => Err(fault.check(&addr).err()?),
-                    Ok(Some(frame)) => fault.check(&addr).map(|()| frame),
-                    Err(e) => Err(fault
-                        .check(&addr)
-                        .err()
-                        .unwrap_or_else(|| e.into_transport(&addr))),
-                };
-                // After an error the stream ends.
-                let next = answer.is_ok().then_some(recv);
-                Some((answer, next))
-            }
+        let answers = futures::stream::unfold(Some((recv, addr, fault)), |state| async move {
+            let (mut recv, addr, fault) = state?;
+            // A blocked peer's stream ends in `Unreachable`, however it ended.
+            let answer = match read_frame_or_end(&mut recv).await {
+                Ok(None) => Err(fault.check(&addr).err()?),
+                Ok(Some(frame)) => fault.check(&addr).map(|()| frame),
+                Err(e) => Err(fault
+                    .check(&addr)
+                    .err()
+                    .unwrap_or_else(|| e.into_transport(&addr))),
+            };
+            // After an error the stream ends.
+            let next = answer.is_ok().then_some((recv, addr, fault));
+            Some((answer, next))
         });
         Ok(answers.boxed())
     }
