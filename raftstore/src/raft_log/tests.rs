@@ -123,11 +123,12 @@ async fn a_torn_tail_is_cut_off_and_appends_continue() {
     append(&log, 0, (1..=3).map(|i| entry(1, i, 1000)).collect()).await;
     drop(log);
     let path = segment_path(dir.path(), 1);
-    let len = std::fs::metadata(&path).unwrap().len();
-    // A crash in the middle of the last record's write.
-    let f = OpenOptions::new().write(true).open(&path).unwrap();
-    f.set_len(len - 10).unwrap();
-    drop(f);
+    // A crash in the middle of the last record's write: its last bytes never reached the
+    // disk (the preallocated file reads zeros there).
+    let mut data = std::fs::read(&path).unwrap();
+    let end = written_len(&data);
+    data[end - 10..end].fill(0);
+    std::fs::write(&path, &data).unwrap();
 
     let log = LogEngine::open(dir.path()).unwrap();
     assert_eq!(indexes(&log, 0), vec![(1, 1), (1, 2)]);
@@ -135,6 +136,52 @@ async fn a_torn_tail_is_cut_off_and_appends_continue() {
     drop(log);
     let log = LogEngine::open(dir.path()).unwrap();
     assert_eq!(indexes(&log, 0), vec![(1, 1), (1, 2), (2, 3)]);
+}
+
+/// Where the records of a segment end: the first header of length 0 (the zeros of a
+/// preallocated file) or the end of the data.
+fn written_len(data: &[u8]) -> usize {
+    let mut pos = 0;
+    while let Some(len) = u32_at(data, pos).filter(|len| *len > 0) {
+        pos += 8 + len as usize;
+    }
+    pos
+}
+
+/// The active segment is allocated whole when it starts (an append's `fdatasync` then
+/// changes no file size); replay takes its zero tail for room, not for a torn record, and
+/// keeps the allocation; a closed segment is cut to what was written.
+#[tokio::test]
+async fn segments_are_preallocated_and_their_zero_tail_is_room_for_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogEngine::open(dir.path()).unwrap();
+    append(&log, 0, (1..=3).map(|i| entry(1, i, 100)).collect()).await;
+    let first = segment_path(dir.path(), 1);
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), SEGMENT_BYTES);
+    drop(log);
+
+    let log = LogEngine::open(dir.path()).unwrap();
+    assert_eq!(indexes(&log, 0), vec![(1, 1), (1, 2), (1, 3)]);
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), SEGMENT_BYTES);
+    // Appends after the reopen land right after the replayed records.
+    append(&log, 0, vec![entry(1, 4, 100)]).await;
+    // Filling the segment closes it at its written length and preallocates the next one.
+    append(&log, 0, vec![entry(1, 5, SEGMENT_BYTES as usize)]).await;
+    append(&log, 0, vec![entry(1, 6, 100)]).await;
+    assert_eq!(log.segment_count(), 2);
+    let closed = std::fs::metadata(&first).unwrap().len();
+    assert_eq!(
+        closed as usize,
+        written_len(&std::fs::read(&first).unwrap())
+    );
+    let second = segment_path(dir.path(), 2);
+    assert_eq!(std::fs::metadata(&second).unwrap().len(), SEGMENT_BYTES);
+    drop(log);
+
+    let log = LogEngine::open(dir.path()).unwrap();
+    let want: Vec<(u64, u64)> = (1..=6).map(|i| (1, i)).collect();
+    assert_eq!(indexes(&log, 0), want);
+    assert_eq!(log.entries(0, 6..).unwrap(), vec![entry(1, 6, 100)]);
 }
 
 #[tokio::test]
