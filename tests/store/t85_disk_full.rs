@@ -53,7 +53,11 @@ async fn a_full_disk_stops_one_member_cleanly_and_it_recovers_when_space_returns
     let mounts = std::sync::Mutex::new(Vec::new());
     let mut c = Cluster::start_prepared(3, &[], |id, dir| {
         if id == 3 {
-            mounts.lock().unwrap().push(Tmpfs::mount(dir, "256m"));
+            // Room for what member 3 must hold after the disk came back: the Raft log
+            // segment it had preallocated before the disk filled takes up to 64 MiB of big
+            // writes (so it stops only once that is used up), which it keeps in its log and
+            // applies on restart, plus what it missed after that.
+            mounts.lock().unwrap().push(Tmpfs::mount(dir, "512m"));
         }
     });
     let data3 = c.nodes[2].data_dir.clone();
