@@ -114,7 +114,7 @@ impl ProposalBatcher {
         );
         let (rx, start) = self.enqueue(shard, cmd);
         if start {
-            tokio::spawn(Arc::clone(self).flush(Arc::clone(node)));
+            spawn_flusher(Arc::clone(self), Arc::clone(node));
         }
         // The flusher answers every waiter it takes; a dropped sender means the node stopped.
         rx.await.unwrap_or(Err(StoreError::Stopped))
@@ -175,8 +175,18 @@ impl ProposalBatcher {
     }
 
     async fn flush(self: Arc<Self>, node: Arc<StoreNode>) {
+        let restart = {
+            let (batcher, node) = (Arc::clone(&self), Arc::clone(&node));
+            move || spawn_flusher(batcher, node)
+        };
+        let mut slot = FlusherSlot::new(Arc::clone(&self), restart);
         let mut after_batch = false;
-        while let Some((cmds, waiters)) = self.next_batch(after_batch).await {
+        loop {
+            let Some((cmds, waiters)) = self.next_batch(after_batch).await else {
+                // `take` gave the slot back: the queue was empty.
+                slot.release();
+                return;
+            };
             after_batch = true;
             let n = cmds.len() as u64;
             match &self.target {
@@ -206,6 +216,53 @@ impl ProposalBatcher {
                 }
             }
         }
+    }
+}
+
+/// Starts a flusher (its own function: spawning `flush` from inside `flush` would make the
+/// compiler prove the future `Send` while it is still inferring it).
+fn spawn_flusher(batcher: Arc<ProposalBatcher>, node: Arc<StoreNode>) {
+    tokio::spawn(batcher.flush(node));
+}
+
+/// A running flusher's place in `State::running`. A flusher ends normally when it finds the
+/// queue empty (`take` gives the place back, and `release` is called). If it ends any other way
+/// (a panic below it, or its task dropped), this gives the place back on drop and, when writes
+/// are still queued, starts a flusher for them: without it, the batcher would count a flusher
+/// that no longer exists, start no other, and every later write would wait forever.
+struct FlusherSlot<F: FnOnce()> {
+    batcher: Arc<ProposalBatcher>,
+    restart: Option<F>,
+}
+
+impl<F: FnOnce()> FlusherSlot<F> {
+    fn new(batcher: Arc<ProposalBatcher>, restart: F) -> Self {
+        Self {
+            batcher,
+            restart: Some(restart),
+        }
+    }
+
+    /// The flusher ended normally (its place is already given back).
+    fn release(&mut self) {
+        self.restart = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for FlusherSlot<F> {
+    fn drop(&mut self) {
+        let Some(restart) = self.restart.take() else {
+            return;
+        };
+        let mut st = self.batcher.state.lock();
+        if st.queue.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            st.running -= 1;
+            return;
+        }
+        // The place passes to the new flusher.
+        drop(st);
+        tracing::warn!(target = ?self.batcher.target, "a write flusher ended early; starting another");
+        restart();
     }
 }
 
@@ -293,6 +350,39 @@ mod tests {
         assert_eq!(b.take().map(|(c, _)| c.len()), Some(3));
         assert!(b.take().is_none());
         assert_eq!(b.state.lock().running, 1);
+    }
+
+    /// A flusher that ends without finding the queue empty (a panic, a dropped task) hands
+    /// its place to a new flusher while writes are queued, and gives it back otherwise; one
+    /// that ended normally does neither.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flusher_that_ends_early_gives_its_place_to_a_new_one() {
+        let b = Arc::new(ProposalBatcher::new(ShardId::default(), 1, 0));
+        let (_rx, start) = b.enqueue(0, put(1));
+        assert!(start);
+        let restarted = std::cell::Cell::new(0);
+        drop(FlusherSlot::new(Arc::clone(&b), || {
+            restarted.set(restarted.get() + 1)
+        }));
+        assert_eq!(restarted.get(), 1, "a write was queued: a new flusher");
+        assert_eq!(b.state.lock().running, 1, "the new flusher has the place");
+
+        assert_eq!(b.take().map(|(c, _)| c.len()), Some(1));
+        drop(FlusherSlot::new(Arc::clone(&b), || {
+            restarted.set(restarted.get() + 1)
+        }));
+        assert_eq!(restarted.get(), 1, "nothing queued: no new flusher");
+        assert_eq!(b.state.lock().running, 0, "the place is given back");
+
+        let (_rx, start) = b.enqueue(0, put(2));
+        assert!(start, "a later write starts a flusher");
+        assert!(b.take().is_some());
+        assert!(b.take().is_none(), "the flusher found the queue empty");
+        let mut slot = FlusherSlot::new(Arc::clone(&b), || restarted.set(restarted.get() + 1));
+        slot.release();
+        drop(slot);
+        assert_eq!(restarted.get(), 1);
+        assert_eq!(b.state.lock().running, 0);
     }
 
     #[test]
