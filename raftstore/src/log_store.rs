@@ -160,12 +160,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let mut entries = self.log.entries(self.shard, range)?;
+        use std::ops::Bound;
         // Entries of a purge still being made durable are gone for openraft already.
-        if let Some(purged) = self.last_purged() {
-            entries.retain(|e| e.log_id.index > purged.index);
+        let first_kept = self.last_purged().map_or(0, |p| p.index + 1);
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s + 1,
+            Bound::Unbounded => 0,
+        };
+        let start = start.max(first_kept);
+        let end = range.end_bound().cloned();
+        let empty = match end {
+            Bound::Included(e) => start > e,
+            Bound::Excluded(e) => start >= e,
+            Bound::Unbounded => false,
+        };
+        if empty {
+            return Ok(Vec::new());
         }
-        Ok(entries)
+        self.log.entries(self.shard, (Bound::Included(start), end))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -302,6 +315,7 @@ mod tests {
             .map(|e| e.log_id().index)
             .collect();
         assert_eq!(left, vec![7, 8, 9, 10]);
+        assert!(store.try_get_log_entries(2..5).await.unwrap().is_empty());
 
         // Released, the purge task records the id and drops the entries from the files.
         store.purge_gate.add_permits(1);

@@ -726,7 +726,6 @@ fn replay_segment(inner: &mut Inner, seq: u64, path: &Path, last: bool) -> io::R
         file.sync_all()?;
     }
     // Appends are written at the valid length (over old records of a recycled file).
-    let file = OpenOptions::new().write(true).read(true).open(path)?;
     if last {
         preallocate(&file);
     }
