@@ -43,7 +43,9 @@
 # cache a member touches for the first time; on VMs whose host takes freed memory back, each
 # costs tens of µs of CPU), and the machine's kernel share of its busy CPU time (sys%: system,
 # irq and softirq) and the time the hypervisor gave to others (steal%) over the run: a run in
-# the VM's slow state shows a high sys% and steal%. Navarch is measured only once its shard
+# the VM's slow state shows a high sys% and steal%. tcp_seg/req and udp_dgram/req count the
+# packets the machine carried per request (client connections, and peer traffic: TCP for etcd,
+# QUIC over UDP for Navarch). Navarch is measured only once its shard
 # leaders are spread (wait_placed).
 set -euo pipefail
 
@@ -226,8 +228,17 @@ machine_ticks() {
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $4 + $7 + $8, $9; exit }' /proc/stat
 }
 
-# navarch_counters: "batches batched_requests entries fsyncs forwards" summed over Navarch's
-# members, from their /metrics (forwards: requests that carried writes to another member).
+# net_packets: "tcp_segments udp_datagrams" this machine has received so far, from
+# /proc/net/snmp (on loopback every packet sent is received once, so this counts each packet
+# once; the system not being measured adds only its idle heartbeats).
+net_packets() {
+  awk '$1 == "Tcp:" && $2 ~ /^[0-9]/ { t = $11 } $1 == "Udp:" && $2 ~ /^[0-9]/ { u = $2 }
+       END { print t + 0, u + 0 }' /proc/net/snmp
+}
+
+# navarch_counters: "batches batched_requests entries fsyncs forwards lingers" summed over
+# Navarch's members, from their /metrics (forwards: requests that carried writes to another
+# member; lingers: waits of a busy batcher for more writes, see --proposal-linger-ms).
 navarch_counters() {
   local ep
   for ep in ${NAVARCH_ENDPOINTS//,/ }; do
@@ -238,7 +249,8 @@ navarch_counters() {
     /^navarch_store_log_entries_appended_total/ { e += $NF }
     /^navarch_store_wal_fsyncs_total/ { f += $NF }
     /^navarch_store_forward_batches_total/ { w += $NF }
-    END { printf "%d %d %d %d %d\n", b, r, e, f, w }'
+    /^navarch_store_proposal_lingers_total/ { l += $NF }
+    END { printf "%d %d %d %d %d %d\n", b, r, e, f, w, l }'
 }
 
 # run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report (plus CPU and
@@ -247,6 +259,7 @@ run_load() {
   local name="$1" endpoints="$2" op="$3" value="$4"
   local out="$WORK/$name-$op-$value.out"
   local before after client_before client_after m_before="" mach_before mach_after
+  local net_before net_after
   local extra=()
   [ -n "$DURATION_SECS" ] && extra+=(--duration-secs "$DURATION_SECS")
   bench_check_alive
@@ -265,6 +278,7 @@ run_load() {
   LOAD_PID=$!
   before="$(cluster_counters "$name")"
   mach_before="$(machine_ticks)"
+  net_before="$(net_packets)"
   [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ] && m_before="$(navarch_counters)"
   times >"$WORK/times"
   client_before="$(children_cpu_secs)"
@@ -274,21 +288,24 @@ run_load() {
   client_after="$(children_cpu_secs)"
   after="$(cluster_counters "$name")"
   mach_after="$(machine_ticks)"
+  net_after="$(net_packets)"
   if [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ]; then
     local n=$(( $(grep '^{' "$out" | tail -n 1 | jq '.ok + .errors') + WARMUP ))
     echo "$m_before $(navarch_counters) $n" | awk '{
-      n = $11; b = $6 - $1
-      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f, forward requests %.4f\n",
-        b / n, ($7 - $2) / (b > 0 ? b : 1), ($8 - $3) / n, ($9 - $4) / n, ($10 - $5) / n }' >&2
+      n = $13; b = $7 - $1
+      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f, forward requests %.4f, lingers %.4f\n",
+        b / n, ($8 - $2) / (b > 0 ? b : 1), ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n }' >&2
   fi
   grep -v '^{' "$out"
   # Counters cover warmup + measured requests.
   grep '^{' "$out" | tail -n 1 | jq -c --arg b "$before" --arg a "$after" \
     --argjson hz "$(getconf CLK_TCK)" --argjson warm "$WARMUP" \
     --argjson c0 "$client_before" --argjson c1 "$client_after" \
-    --arg mb "$mach_before" --arg ma "$mach_after" '
+    --arg mb "$mach_before" --arg ma "$mach_after" \
+    --arg nb "$net_before" --arg na "$net_after" '
       ($b | split(" ") | map(tonumber)) as $x | ($a | split(" ") | map(tonumber)) as $y |
       ($mb | split(" ") | map(tonumber)) as $m0 | ($ma | split(" ") | map(tonumber)) as $m1 |
+      ($nb | split(" ") | map(tonumber)) as $p0 | ($na | split(" ") | map(tonumber)) as $p1 |
       (($m1[0] - $m0[0]) + ($m1[2] - $m0[2])) as $busy |
       (.ok + .errors + $warm) as $n |
       . + {cpu_us_per_req: ((($y[0] - $x[0]) / $hz * 1e6 / $n) | round),
@@ -296,7 +313,9 @@ run_load() {
            bytes_written_per_req: ((($y[1] - $x[1]) / $n) | round),
            minflt_per_req: ((($y[2] - $x[2]) / $n * 100 | round) / 100),
            sys_pct: (if $busy > 0 then (($m1[1] - $m0[1]) / $busy * 100 | round) else 0 end),
-           steal_pct: (if $busy > 0 then (($m1[2] - $m0[2]) / $busy * 100 | round) else 0 end)}' >>"$WORK/reports"
+           steal_pct: (if $busy > 0 then (($m1[2] - $m0[2]) / $busy * 100 | round) else 0 end),
+           tcp_segs_per_req: ((($p1[0] - $p0[0]) / $n * 100 | round) / 100),
+           udp_dgrams_per_req: ((($p1[1] - $p0[1]) / $n * 100 | round) / 100)}' >>"$WORK/reports"
 }
 
 : >"$WORK/reports"
@@ -339,11 +358,12 @@ ratio() {
 echo
 echo "== runs =="
 {
-  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tminflt/req\tclient_cpu_us/req\tsys%%\tsteal%%\n'
+  printf 'label\tok\terrors\tconflicts\tsecs\treq/s\tp50_ms\tp99_ms\tp99.9_ms\tmax_ms\tcpu_us/req\twritten_B/req\tminflt/req\tclient_cpu_us/req\tsys%%\tsteal%%\ttcp_seg/req\tudp_dgram/req\n'
   jq -r '[.label, .ok, .errors, .conflicts, (.elapsed_secs * 100 | round / 100),
           (.throughput * 10 | round / 10), .p50_ms, .p99_ms, .p999_ms, .max_ms,
           .cpu_us_per_req, .bytes_written_per_req, .minflt_per_req,
-          .client_cpu_us_per_req, .sys_pct, .steal_pct] | @tsv' \
+          .client_cpu_us_per_req, .sys_pct, .steal_pct,
+          .tcp_segs_per_req, .udp_dgrams_per_req] | @tsv' \
     "$WORK/reports"
 } | column -t -s "$(printf '\t')"
 echo

@@ -46,6 +46,15 @@ use crate::types::Command;
 
 /// Most client writes in one batch.
 pub const MAX_BATCH_REQUESTS: usize = 512;
+
+/// A busy batcher lingers only while fewer writes than this are queued: a batch this big
+/// already spreads its round's cost thin.
+pub const LINGER_BELOW_REQUESTS: usize = 16;
+
+/// How long a flusher's yields must take for it to count its runtime as busy. On an idle
+/// runtime each yield comes straight back (a few µs: a poll of the I/O driver); on a busy one
+/// each lets other tasks run first.
+pub const BUSY_YIELDS: std::time::Duration = std::time::Duration::from_micros(250);
 /// A batch stops growing once its payload reaches this many bytes (a single larger request
 /// still travels, alone).
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
@@ -76,6 +85,11 @@ pub struct ProposalBatcher {
     target: Target,
     pipeline: usize,
     yields: usize,
+    /// How long a flusher on a busy runtime waits for more writes before taking a small batch
+    /// (zero: never).
+    linger: std::time::Duration,
+    /// How long the yields must take for the runtime to count as busy ([`BUSY_YIELDS`]).
+    busy_after: std::time::Duration,
     state: Mutex<State>,
 }
 
@@ -97,8 +111,17 @@ impl ProposalBatcher {
             target,
             pipeline: pipeline.max(1),
             yields,
+            linger: std::time::Duration::ZERO,
+            busy_after: BUSY_YIELDS,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Lets a flusher whose runtime is busy wait up to `linger` for more writes before it
+    /// takes a batch of fewer than [`LINGER_BELOW_REQUESTS`] (see [`lingers`]).
+    pub fn with_linger(mut self, linger: std::time::Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// Proposes a client write of `shard` (see [`Command::batchable`]) and returns its
@@ -132,14 +155,20 @@ impl ProposalBatcher {
         (rx, start)
     }
 
-    /// The next batch of a flusher: `after_batch` is false for a flusher's first batch (it
-    /// was started by a write that found no flusher busy, which leaves at once) and true once
-    /// it has proposed one, i.e. under load, when it first gives the writes that are being
-    /// received a chance to join.
-    async fn next_batch(&self, after_batch: bool) -> Option<Batch> {
-        if after_batch && self.yields > 0 && self.queued() < MAX_BATCH_REQUESTS {
+    /// The next batch of a flusher. `prev` is the number of writes in the batch it proposed
+    /// last: 0 for a flusher's first batch (it was started by a write that found no flusher
+    /// busy, which leaves at once); after one, i.e. under load, it first gives the writes that
+    /// are being received a chance to join, and lingers when [`lingers`] says so.
+    async fn next_batch(&self, prev: usize) -> Option<Batch> {
+        if prev > 0 && self.yields > 0 && self.queued() < MAX_BATCH_REQUESTS {
+            let start = std::time::Instant::now();
             for _ in 0..self.yields {
                 tokio::task::yield_now().await;
+            }
+            let busy = start.elapsed() >= self.busy_after;
+            if lingers(self.linger, busy, prev, self.queued()) {
+                tokio::time::sleep(self.linger).await;
+                metrics::counter!("navarch_store_proposal_lingers_total").increment(1);
             }
         }
         self.take()
@@ -180,14 +209,14 @@ impl ProposalBatcher {
             move || spawn_flusher(batcher, node)
         };
         let mut slot = FlusherSlot::new(Arc::clone(&self), restart);
-        let mut after_batch = false;
+        let mut prev = 0;
         loop {
-            let Some((cmds, waiters)) = self.next_batch(after_batch).await else {
+            let Some((cmds, waiters)) = self.next_batch(prev).await else {
                 // `take` gave the slot back: the queue was empty.
                 slot.release();
                 return;
             };
-            after_batch = true;
+            prev = cmds.len();
             let n = cmds.len() as u64;
             match &self.target {
                 Target::Shard(shard) => {
@@ -217,6 +246,18 @@ impl ProposalBatcher {
             }
         }
     }
+}
+
+/// Whether a flusher that has just proposed a batch of `prev` writes waits `linger` before
+/// taking the next one, with `queued` writes waiting and its runtime `busy` (the yields took
+/// long: other tasks were ready to run). A busy member's CPU is the limit: the wait idles
+/// nothing, it lets the writes being received join one Raft round instead of each paying for
+/// its own (at 64 clients over five shards batches held ~5 writes, and every round costs its
+/// members much the same CPU whatever it carries). No wait without concurrent writers (the
+/// last batch held one write: a lone client's next write, caught by the yields, would wait
+/// for nothing), on an idle member, or when the queue already holds a batch worth its round.
+pub(crate) fn lingers(linger: std::time::Duration, busy: bool, prev: usize, queued: usize) -> bool {
+    !linger.is_zero() && busy && prev >= 2 && queued > 0 && queued < LINGER_BELOW_REQUESTS
 }
 
 /// Starts a flusher (its own function: spawning `flush` from inside `flush` would make the
@@ -305,7 +346,7 @@ mod tests {
 
     /// Runs a flusher's next batch (first or after a batch) while another task queues a
     /// write as soon as it gets the thread; returns how many writes the batch took.
-    async fn batch_size_with_late_write(yields: usize, after_batch: bool) -> usize {
+    async fn batch_size_with_late_write(yields: usize, prev: usize) -> usize {
         let b = Arc::new(ProposalBatcher::new(ShardId::default(), 1, yields));
         let (_rx, start) = b.enqueue(0, put(1));
         assert!(start, "the first write starts a flusher");
@@ -314,7 +355,7 @@ mod tests {
             let (_rx, start) = late.enqueue(0, put(2));
             start
         });
-        let (cmds, _waiters) = b.next_batch(after_batch).await.expect("a write is queued");
+        let (cmds, _waiters) = b.next_batch(prev).await.expect("a write is queued");
         let started = writer.await.expect("writer task");
         assert!(
             !started,
@@ -325,17 +366,76 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn under_load_a_batch_waits_for_runnable_writes() {
-        assert_eq!(batch_size_with_late_write(4, true).await, 2);
+        assert_eq!(batch_size_with_late_write(4, 1).await, 2);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_first_write_after_a_quiet_spell_leaves_alone() {
-        assert_eq!(batch_size_with_late_write(4, false).await, 1);
+        assert_eq!(batch_size_with_late_write(4, 0).await, 1);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn no_yields_takes_only_what_is_queued() {
-        assert_eq!(batch_size_with_late_write(0, true).await, 1);
+        assert_eq!(batch_size_with_late_write(0, 1).await, 1);
+    }
+
+    #[test]
+    fn a_flusher_lingers_only_when_busy_with_a_short_queue() {
+        let ms = std::time::Duration::from_millis(1);
+        assert!(lingers(ms, true, 2, 1));
+        assert!(lingers(ms, true, 5, LINGER_BELOW_REQUESTS - 1));
+        assert!(!lingers(ms, false, 5, 1), "an idle runtime never waits");
+        assert!(
+            !lingers(ms, true, 1, 1),
+            "a lone writer's next write never waits"
+        );
+        assert!(
+            !lingers(ms, true, 5, 0),
+            "nothing queued: the flusher retires at once"
+        );
+        assert!(
+            !lingers(ms, true, 5, LINGER_BELOW_REQUESTS),
+            "a full enough batch goes"
+        );
+        assert!(
+            !lingers(std::time::Duration::ZERO, true, 5, 1),
+            "linger 0 turns it off"
+        );
+    }
+
+    /// A flusher that has proposed a batch, with one write queued and another arriving 20 ms
+    /// later; returns how many writes its next batch took. `busy_after` zero makes any yield
+    /// count as busy, an hour none.
+    async fn batch_with_write_arriving_later(busy_after: std::time::Duration) -> usize {
+        let mut b = ProposalBatcher::new(ShardId::default(), 1, 2)
+            .with_linger(std::time::Duration::from_millis(500));
+        b.busy_after = busy_after;
+        let b = Arc::new(b);
+        let (_rx, start) = b.enqueue(0, put(1));
+        assert!(start);
+        let late = Arc::clone(&b);
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            late.enqueue(0, put(2))
+        });
+        // The batch proposed before held two writes: there are concurrent writers.
+        let (cmds, _waiters) = b.next_batch(2).await.expect("a write is queued");
+        writer.await.expect("writer task");
+        cmds.len()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_flusher_waits_for_writes_still_arriving() {
+        assert_eq!(
+            batch_with_write_arriving_later(std::time::Duration::ZERO).await,
+            2
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_flusher_takes_its_batch_at_once() {
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(batch_with_write_arriving_later(hour).await, 1);
     }
 
     #[test]
