@@ -155,7 +155,8 @@ struct StoreArgs {
     proposal_yields: usize,
     /// Milliseconds a busy shard (its runtime's other tasks kept its yields waiting) waits for
     /// more writes before proposing a batch of fewer than 16: fewer, fuller Raft rounds when
-    /// the CPU is the limit. An idle member never waits. 0: never.
+    /// the CPU is the limit. An idle member or a lone client never waits. 0: never; so does
+    /// `--proposal-yields 0` (the yields are what tells a busy runtime).
     #[arg(long, default_value_t = navarch_raftstore::node::DEFAULT_PROPOSAL_LINGER.as_millis() as u64)]
     proposal_linger_ms: u64,
     /// Forward client writes to the member leading their shard in one batch per destination

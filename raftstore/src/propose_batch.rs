@@ -55,6 +55,7 @@ pub const LINGER_BELOW_REQUESTS: usize = 16;
 /// runtime each yield comes straight back (a few µs: a poll of the I/O driver); on a busy one
 /// each lets other tasks run first.
 pub const BUSY_YIELDS: std::time::Duration = std::time::Duration::from_micros(250);
+
 /// A batch stops growing once its payload reaches this many bytes (a single larger request
 /// still travels, alone).
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
