@@ -236,9 +236,12 @@ net_packets() {
        END { print t + 0, u + 0 }' /proc/net/snmp
 }
 
-# navarch_counters: "batches batched_requests entries fsyncs forwards lingers" summed over
-# Navarch's members, from their /metrics (forwards: requests that carried writes to another
-# member; lingers: waits of a busy batcher for more writes, see --proposal-linger-ms).
+# navarch_counters: "batches batched_requests entries fsyncs forwards lingers appends
+# empty_appends reproposals" summed over Navarch's members, from their /metrics (forwards:
+# requests that carried writes to another member; lingers: waits of a busy batcher for more
+# writes, see --proposal-linger-ms; appends: AppendEntries requests followers received with
+# entries, empty_appends: without (commit-index updates and heartbeats); reproposals: forwarded
+# writes that came back because their member no longer led the shard).
 navarch_counters() {
   local ep
   for ep in ${NAVARCH_ENDPOINTS//,/ }; do
@@ -250,7 +253,10 @@ navarch_counters() {
     /^navarch_store_wal_fsyncs_total/ { f += $NF }
     /^navarch_store_forward_batches_total/ { w += $NF }
     /^navarch_store_proposal_lingers_total/ { l += $NF }
-    END { printf "%d %d %d %d %d %d\n", b, r, e, f, w, l }'
+    /^navarch_store_append_requests_total/ && /kind="entries"/ { a += $NF }
+    /^navarch_store_append_requests_total/ && /kind="empty"/ { z += $NF }
+    /^navarch_store_forward_reproposals_total/ { p += $NF }
+    END { printf "%d %d %d %d %d %d %d %d %d\n", b, r, e, f, w, l, a, z, p }'
 }
 
 # run_load NAME ENDPOINTS OP VALUE: one loadtest run; appends its JSON report (plus CPU and
@@ -292,9 +298,9 @@ run_load() {
   if [ "$name" = navarch ] && [ "${METRICS:-0}" = 1 ]; then
     local n=$(( $(grep '^{' "$out" | tail -n 1 | jq '.ok + .errors') + WARMUP ))
     echo "$m_before $(navarch_counters) $n" | awk '{
-      n = $13; b = $7 - $1
-      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f, forward requests %.4f, lingers %.4f\n",
-        b / n, ($8 - $2) / (b > 0 ? b : 1), ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n }' >&2
+      n = $19; b = $10 - $1
+      printf "bench-store: navarch counters per request (3 members): batches %.4f (%.1f requests each), log entries %.4f, log fsyncs %.4f, forward requests %.4f, lingers %.4f, appends %.4f + empty %.4f, reproposals %.4f\n",
+        b / n, ($11 - $2) / (b > 0 ? b : 1), ($12 - $3) / n, ($13 - $4) / n, ($14 - $5) / n, ($15 - $6) / n, ($16 - $7) / n, ($17 - $8) / n, ($18 - $9) / n }' >&2
   fi
   grep -v '^{' "$out"
   # Counters cover warmup + measured requests.

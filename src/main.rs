@@ -168,6 +168,12 @@ struct StoreArgs {
     /// why it is off by default).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     peer_streams: bool,
+    /// Milliseconds a leader holds an AppendEntries that only carries a new commit index, so
+    /// that the shard's next entries (usually the next write batch) carry it instead: one
+    /// exchange per round with each follower instead of two under load. Followers learn a
+    /// commit at most this much later; heartbeats never wait. 0: never.
+    #[arg(long, default_value_t = navarch_raftstore::network::DEFAULT_COMMIT_LINGER.as_millis() as u64)]
+    commit_linger_ms: u64,
     /// Interval of lease remaining-TTL checkpoints, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     lease_checkpoint_interval_ms: u64,
@@ -287,6 +293,7 @@ impl StoreArgs {
         cfg.proposal_linger = Duration::from_millis(self.proposal_linger_ms);
         cfg.forward_per_node = self.forward_per_node;
         cfg.peer_streams = self.peer_streams;
+        cfg.commit_linger = Duration::from_millis(self.commit_linger_ms);
         cfg.lease_checkpoint_interval =
             Duration::from_millis(self.lease_checkpoint_interval_ms.max(1));
         if self.peer_transport == PeerTransportArg::Quic {

@@ -330,6 +330,7 @@ fn answer(waiters: Vec<Waiter>, outcome: Result<Vec<Result<Bytes>>>) {
 /// flusher goes on with its next batch. The shard batcher forwards with `Propose`, never
 /// through a node queue again, so a write cannot bounce between members.
 fn repropose(node: &Arc<StoreNode>, shard: ShardId, cmd: Command, w: Waiter) {
+    metrics::counter!("navarch_store_forward_reproposals_total").increment(1);
     let node = Arc::clone(node);
     tokio::spawn(async move {
         let writes = Arc::clone(&node.shard(shard).writes);

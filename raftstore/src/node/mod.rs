@@ -106,6 +106,10 @@ pub struct NodeConfig {
     /// docs/benchmarks.md); streams pay off where the round trip, not the CPU, is the limit.
     /// Every member must run a version that has them.
     pub peer_streams: bool,
+    /// How long a leader holds an AppendEntries that only tells a follower a new commit
+    /// index, for the shard's next entries to carry it instead (zero: never); see
+    /// `network::append_one_at_a_time`. One call at a time only (not `peer_streams`).
+    pub commit_linger: Duration,
 }
 
 /// Default [`NodeConfig::proposal_yields`]: enough for the requests a runtime has already
@@ -146,6 +150,7 @@ impl NodeConfig {
             proposal_pipeline: 1,
             proposal_yields: DEFAULT_PROPOSAL_YIELDS,
             proposal_linger: DEFAULT_PROPOSAL_LINGER,
+            commit_linger: crate::network::DEFAULT_COMMIT_LINGER,
             forward_per_node: true,
             peer_streams: false,
         }
@@ -250,7 +255,8 @@ impl StoreNode {
             let raft = Raft::new(
                 cfg.id,
                 raft_cfg.clone(),
-                PeerNetworkFactory::new(transport.clone(), id),
+                PeerNetworkFactory::new(transport.clone(), id)
+                    .with_commit_linger(cfg.commit_linger),
                 log,
                 sm,
             )

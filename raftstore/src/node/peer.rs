@@ -74,7 +74,8 @@ impl StoreNode {
             let req = crate::types::decode::<
                 openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,
             >(&frame)
-            .ok();
+            .ok()
+            .map(count_append);
             futures::future::ready(req)
         });
         let answers = replica
@@ -123,7 +124,7 @@ impl StoreNode {
                 Ok(r) => PeerResponse::RaftTransferLeader(r),
                 Err(e) => fatal(e.to_string()),
             },
-            PeerRequest::AppendEntries(r) => match raft.append_entries(r).await {
+            PeerRequest::AppendEntries(r) => match raft.append_entries(count_append(r)).await {
                 Ok(r) => PeerResponse::AppendEntries(r),
                 Err(e) => fatal(e.to_string()),
             },
@@ -223,4 +224,20 @@ impl StoreNode {
             },
         }
     }
+}
+
+/// Counts an AppendEntries request a follower receives, by what it carries: log entries
+/// (`navarch_store_append_requests_total{kind="entries"}`), or none (`kind="empty"`: a
+/// leader's commit-index update, or a heartbeat, ten a second per shard). Under load the empty
+/// ones are the exchanges a round costs beyond the one carrying its entries.
+fn count_append(
+    r: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,
+) -> openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> {
+    let kind = if r.entries.is_empty() {
+        "empty"
+    } else {
+        "entries"
+    };
+    metrics::counter!("navarch_store_append_requests_total", "kind" => kind).increment(1);
+    r
 }
