@@ -145,7 +145,11 @@ impl ProposalBatcher {
     }
 
     /// Queues a write; true when the caller must start a flusher (fewer than `pipeline` run).
-    fn enqueue(&self, shard: ShardId, cmd: Command) -> (oneshot::Receiver<Result<Bytes>>, bool) {
+    pub(crate) fn enqueue(
+        &self,
+        shard: ShardId,
+        cmd: Command,
+    ) -> (oneshot::Receiver<Result<Bytes>>, bool) {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         st.queue.push_back((shard, cmd, tx));
@@ -173,6 +177,11 @@ impl ProposalBatcher {
             }
         }
         self.take()
+    }
+
+    /// Whether writes wait in the queue for a flusher to take them (the next batch).
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued() > 0
     }
 
     fn queued(&self) -> usize {

@@ -252,11 +252,15 @@ impl StoreNode {
             let due = Arc::new(tokio::sync::Notify::new());
             let sm = StateMachineStore::new(engine.clone(), id, hub.clone(), notices)
                 .snapshot_every(cfg.snapshot_entries, due.clone());
+            let writes = Arc::new(
+                ProposalBatcher::new(id, cfg.proposal_pipeline, cfg.proposal_yields)
+                    .with_linger(cfg.proposal_linger),
+            );
             let raft = Raft::new(
                 cfg.id,
                 raft_cfg.clone(),
                 PeerNetworkFactory::new(transport.clone(), id)
-                    .with_commit_linger(cfg.commit_linger),
+                    .with_commit_linger(cfg.commit_linger, Some(Arc::clone(&writes))),
                 log,
                 sm,
             )
@@ -268,10 +272,7 @@ impl StoreNode {
                 raft,
                 hub,
                 reads: Default::default(),
-                writes: Arc::new(
-                    ProposalBatcher::new(id, cfg.proposal_pipeline, cfg.proposal_yields)
-                        .with_linger(cfg.proposal_linger),
-                ),
+                writes,
             });
         }
         drop(lease_tx);
