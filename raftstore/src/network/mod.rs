@@ -780,8 +780,10 @@ type AppendAnswers<'s> =
     BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>;
 
 /// Replication to a peer one AppendEntries at a time (openraft's `stream_append_sequential`),
-/// except that a request without entries waits up to the connection's commit linger for the
-/// next one, and is replaced by it when that one starts at the same log position.
+/// except that a request without entries, while writes are queued on its shard (a next batch
+/// is on its way), waits up to the connection's commit linger for the next one, and is
+/// replaced by it when that one starts at the same log position
+/// (`navarch_store_append_commits_carried_total` counts the replacements).
 ///
 /// ```text
 /// leader:   batch k's entries ─► follower ─► answer ─► commit k ─► "commit k" (no entries)
@@ -1081,9 +1083,9 @@ mod tests {
         assert_eq!(acked, vec![5]);
     }
 
-    /// The first answer of a connection with commit linger `linger` and the shard's write
-    /// queue `writes`, to a commit-only request after which the stream stays open (openraft's
-    /// replication waiting for news); `None` if none comes within a minute.
+    /// The first answer of a connection whose commit linger never ends and whose shard's
+    /// write queue is `writes`, to a commit-only request after which the stream stays open
+    /// (openraft's replication waiting for news); `None` if none comes within a minute.
     async fn first_answer_with_queue(
         writes: Arc<crate::propose_batch::ProposalBatcher>,
     ) -> Option<u64> {
