@@ -164,9 +164,9 @@ struct StoreArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     forward_per_node: bool,
     /// With `--peer-transport quic`: replicate over pipelined QUIC streams instead of one
-    /// AppendEntries call at a time (every member must have them; see docs/benchmarks.md for
-    /// why it is off by default).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// AppendEntries call at a time (every member must have them: while older members remain,
+    /// pass `false`; see docs/benchmarks.md, session 16).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     peer_streams: bool,
     /// Milliseconds a leader holds an AppendEntries that only carries a new commit index, so
     /// that the shard's next entries (usually the next write batch) carry it instead: one

@@ -245,10 +245,10 @@ async fn quic_node_with_a_foreign_certificate_cannot_join() {
     assert!(r.kvs.is_empty(), "node 3 must not have replicated anything");
 }
 
-/// With `--peer-streams true` every shard replicates over pipelined QUIC streams: writes
-/// through every member reach every member's own replica.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn quic_replication_streams_carry_every_write_to_every_member() {
+/// Over pipelined QUIC replication streams (the default) and one AppendEntries call at a
+/// time (`--peer-streams false`), writes through every member reach every member's own
+/// replica; followers serve replication streams only in the first mode.
+async fn quic_replication_carries_every_write_to_every_member(streams: bool) {
     let certs = tempfile::tempdir().expect("tempdir");
     write_certs(certs.path(), 3);
     let certs_dir = certs.path().display().to_string();
@@ -260,7 +260,7 @@ async fn quic_replication_streams_carry_every_write_to_every_member() {
             "--peer-certs",
             &certs_dir,
             "--peer-streams",
-            "true",
+            if streams { "true" } else { "false" },
         ],
     );
     for n in &c.nodes {
@@ -285,8 +285,6 @@ async fn quic_replication_streams_carry_every_write_to_every_member() {
         )
         .await;
     }
-    // The followers served the leader's replication streams (the counter stays 0 without
-    // `--peer-streams`: one AppendEntries call at a time).
     let served: f64 = c
         .nodes
         .iter()
@@ -296,5 +294,22 @@ async fn quic_replication_streams_carry_every_write_to_every_member() {
                 .unwrap_or(0.0)
         })
         .sum();
-    assert!(served >= 2.0, "replication streams served: {served}");
+    if streams {
+        assert!(served >= 2.0, "replication streams served: {served}");
+    } else {
+        assert_eq!(
+            served, 0.0,
+            "replication streams served with --peer-streams false"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quic_replication_streams_carry_every_write_to_every_member() {
+    quic_replication_carries_every_write_to_every_member(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quic_one_call_at_a_time_carries_every_write_to_every_member() {
+    quic_replication_carries_every_write_to_every_member(false).await;
 }

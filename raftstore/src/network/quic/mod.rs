@@ -246,7 +246,8 @@ impl QuicTransport {
     }
 
     /// Whether Raft replication uses pipelined streams ([`PeerRequest::AppendStream`]) or
-    /// one AppendEntries call at a time (the default; see `NodeConfig::peer_streams`).
+    /// one AppendEntries call at a time (a transport's own default; a node takes
+    /// `NodeConfig::peer_streams`, on by default).
     pub fn with_streams(mut self, on: bool) -> Self {
         self.streams = on;
         self
