@@ -47,15 +47,50 @@ where
     T: PeerTransport,
     S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
 {
-    let linger = conn.commit_linger;
-    let writes = conn.writes.clone();
-    // (connection, requests, a request taken during a wait that goes next, requests ended)
-    let start = Some((conn, input, None::<AppendEntriesRequest<TypeConfig>>, false));
-    let answers = futures::stream::unfold(start, move |state| {
+    let input = carry_commits(input, conn.commit_linger, conn.writes.clone());
+    let answers = futures::stream::unfold(Some((conn, input)), move |state| {
         let option = option.clone();
+        async move {
+            let (conn, mut input) = state?;
+            let req = input.next().await?;
+            let prev = req.prev_log_id;
+            let last = req.entries.last().map(|e| e.log_id).or(prev);
+            match conn.append_entries(req, option).await {
+                Ok(resp) => {
+                    let whole = match &resp {
+                        AppendEntriesResponse::PartialSuccess(m) => *m == last,
+                        _ => true,
+                    };
+                    let result = resp.into_stream_result(prev, last);
+                    let go_on = result.is_ok() && whole;
+                    Some((Ok(result), go_on.then_some((conn, input))))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    Box::pin(async move { Ok(answers.boxed()) })
+}
+
+/// A replication stream's requests, except that a request without entries, while writes are
+/// queued on the shard (`writes`; without it, always), waits up to `linger` for the next one
+/// and is replaced by it when that one starts at the same log position and vote (see
+/// [`append_one_at_a_time`]; the pipelined QUIC and gRPC streams use it too, where the
+/// follower's answers come in order and a replaced request simply has none). Requests are
+/// taken from `input` only when the caller asks for the next one.
+pub(super) fn carry_commits<S>(
+    input: S,
+    linger: std::time::Duration,
+    writes: Option<std::sync::Arc<crate::propose_batch::ProposalBatcher>>,
+) -> BoxStream<'static, AppendEntriesRequest<TypeConfig>>
+where
+    S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+{
+    // (requests, a request taken during a wait that goes next, requests ended)
+    let start = (input, None::<AppendEntriesRequest<TypeConfig>>, false);
+    futures::stream::unfold(start, move |(mut input, held, mut ended)| {
         let writes = writes.clone();
         async move {
-            let (conn, mut input, held, mut ended) = state?;
             let mut req = match held {
                 Some(r) => r,
                 None if ended => return None,
@@ -63,7 +98,7 @@ where
             };
             let mut next = None;
             // Only while writes are queued: a next batch is coming. Without that a lone
-            // client's commit waited in vain, and its forwarded writes slowed by a quarter.
+            // client's commit waited in vain.
             let coming = writes.as_ref().is_none_or(|w| w.has_queued());
             if req.entries.is_empty() && !linger.is_zero() && !ended && coming {
                 let deadline = tokio::time::Instant::now() + linger;
@@ -91,23 +126,10 @@ where
                     }
                 }
             }
-            let prev = req.prev_log_id;
-            let last = req.entries.last().map(|e| e.log_id).or(prev);
-            match conn.append_entries(req, option).await {
-                Ok(resp) => {
-                    let whole = match &resp {
-                        AppendEntriesResponse::PartialSuccess(m) => *m == last,
-                        _ => true,
-                    };
-                    let result = resp.into_stream_result(prev, last);
-                    let go_on = result.is_ok() && whole && (next.is_some() || !ended);
-                    Some((Ok(result), go_on.then_some((conn, input, next, ended))))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
+            Some((req, (input, next, ended)))
         }
-    });
-    Box::pin(async move { Ok(answers.boxed()) })
+    })
+    .boxed()
 }
 
 #[cfg(test)]

@@ -600,6 +600,7 @@ impl<T: PeerTransport> RaftNetworkV2<TypeConfig> for PeerConnection<T> {
         let transport = self.transport.clone();
         let addr = self.addr.clone();
         let shard = self.shard;
+        let input = append::carry_commits(input, self.commit_linger, self.writes.clone());
         Box::pin(async move {
             let outstanding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let sent = outstanding.clone();
@@ -835,15 +836,21 @@ mod tests {
         }
     }
 
-    fn connection(delay: Duration) -> PeerConnection<SlowPeer> {
+    /// A connection to a [`SlowPeer`] answering after `delay`, with commit linger `linger`.
+    fn connection_lingering(delay: Duration, linger: Duration) -> PeerConnection<SlowPeer> {
         PeerConnection {
             target: 2,
             addr: "peer".into(),
             transport: Arc::new(SlowPeer { delay }),
             shard: DEFAULT_SHARD,
-            commit_linger: DEFAULT_COMMIT_LINGER,
+            commit_linger: linger,
             writes: None,
         }
+    }
+
+    /// A connection whose every request leaves (no commit linger).
+    fn connection(delay: Duration) -> PeerConnection<SlowPeer> {
+        connection_lingering(delay, Duration::ZERO)
     }
 
     async fn replicate(conn: &mut PeerConnection<SlowPeer>, requests: usize) -> Vec<bool> {
@@ -869,6 +876,37 @@ mod tests {
     async fn a_follower_slower_than_a_heartbeat_keeps_its_replication_stream() {
         let mut conn = connection(Duration::from_millis(400));
         assert_eq!(replicate(&mut conn, 2).await, vec![true, true]);
+    }
+
+    /// On a pipelined stream too, a commit-only request followed by the next batch's entries
+    /// from the same position is replaced by them: one frame reaches the follower, and its
+    /// answer acknowledges the entries.
+    #[tokio::test]
+    async fn a_streamed_commit_rides_with_the_entries_that_follow_it() {
+        let log_id = |i| openraft::testing::log_id::<TypeConfig>(1, 1, i);
+        let commit = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: Some(log_id(5)),
+            leader_commit: Some(log_id(5)),
+            entries: vec![],
+        };
+        let entries = AppendEntriesRequest::<TypeConfig> {
+            entries: vec![
+                <crate::types::Entry as openraft::entry::RaftEntry>::new_blank(log_id(6)),
+            ],
+            ..commit.clone()
+        };
+        let mut conn = connection_lingering(Duration::ZERO, Duration::from_secs(3600));
+        let input = futures::stream::iter(vec![commit, entries]);
+        let answers = conn
+            .stream_append(input, RPCOption::new(Duration::from_millis(100)))
+            .await
+            .expect("stream opens");
+        let answers: Vec<_> = tokio::time::timeout(Duration::from_secs(60), answers.collect())
+            .await
+            .expect("the stream ends");
+        assert_eq!(answers.len(), 1, "one frame for the commit and the entries");
+        assert!(answers[0].is_ok());
     }
 
     /// A follower that stops answering still fails the stream, after one or two minimum waits

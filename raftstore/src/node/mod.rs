@@ -108,7 +108,7 @@ pub struct NodeConfig {
     pub peer_streams: bool,
     /// How long a leader holds an AppendEntries that only tells a follower a new commit
     /// index, for the shard's next entries to carry it instead (zero: never); see
-    /// `network::append::append_one_at_a_time`. One call at a time only (not `peer_streams`).
+    /// `network::append::append_one_at_a_time`. Both replication modes (`network::append::carry_commits`).
     pub commit_linger: Duration,
 }
 
