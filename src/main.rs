@@ -148,6 +148,9 @@ struct StoreArgs {
     /// meanwhile ride together in the next Raft entry).
     #[arg(long, default_value_t = 1)]
     proposal_pipeline: usize,
+    /// Forwarded-write batches a member keeps in flight to each member leading shards.
+    #[arg(long, default_value_t = navarch_raftstore::node::DEFAULT_FORWARD_PIPELINE)]
+    forward_pipeline: usize,
     /// Times a busy shard yields to the runtime before taking its next write batch, so that
     /// writes already being received join it (0: no wait). Never delays a write on an idle
     /// shard.
@@ -289,6 +292,7 @@ impl StoreArgs {
         cfg.auto_compaction_retention = self.auto_compaction_retention;
         cfg.watch_buffer = self.watch_buffer.max(1);
         cfg.proposal_pipeline = self.proposal_pipeline.max(1);
+        cfg.forward_pipeline = self.forward_pipeline.max(1);
         cfg.proposal_yields = self.proposal_yields;
         cfg.proposal_linger = Duration::from_millis(self.proposal_linger_ms);
         cfg.forward_per_node = self.forward_per_node;
@@ -480,6 +484,28 @@ mod tests {
         assert_eq!(host_of("127.0.0.1:2380"), "127.0.0.1");
         assert_eq!(host_of("[::1]:2380"), "::1");
         assert_eq!(host_of("db-1:2380"), "db-1");
+    }
+
+    #[test]
+    fn store_flags_set_the_replication_and_forwarding_defaults() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["navarch", "store", "--data-dir", "x"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).unwrap().cmd {
+                Cmd::Store(StoreCmd { run, .. }) => run.into_config().unwrap(),
+                _ => unreachable!(),
+            }
+        };
+        let cfg = parse(&[]);
+        assert!(cfg.peer_streams, "replication streams are on by default");
+        assert_eq!(
+            cfg.forward_pipeline,
+            navarch_raftstore::node::DEFAULT_FORWARD_PIPELINE
+        );
+        assert_eq!(cfg.proposal_pipeline, 1);
+        let cfg = parse(&["--peer-streams", "false", "--forward-pipeline", "0"]);
+        assert!(!cfg.peer_streams);
+        assert_eq!(cfg.forward_pipeline, 1, "at least one forward in flight");
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct NodeConfig {
     /// Client-write batches each shard keeps in flight (group commit: writes arriving while
     /// they are busy ride in the next batch).
     pub proposal_pipeline: usize,
+    /// Forwarded-write batches this member keeps in flight to each member leading shards
+    /// ([`DEFAULT_FORWARD_PIPELINE`]).
+    pub forward_pipeline: usize,
     /// Times a busy shard's batcher yields to the runtime before taking its next batch, so
     /// that writes being received join it (0: take what is queued at once).
     pub proposal_yields: usize,
@@ -115,6 +118,15 @@ pub struct NodeConfig {
 /// Default [`NodeConfig::proposal_yields`]: enough for the requests a runtime has already
 /// read to be handled (more changed nothing in the benchmark).
 pub const DEFAULT_PROPOSAL_YIELDS: usize = 16;
+
+/// Default [`NodeConfig::forward_pipeline`]. With one forward in flight, a forwarded write
+/// waited on its member for the forward ahead of it, a whole Raft round on the leader, before
+/// it could join the leader's shard queue. Two let it reach the leader while that round is
+/// still running, so it rides in the leader's next batch: at 64 clients batches held 5.0–5.4
+/// writes instead of 4.6–4.8, and puts were faster with less CPU each in five pairs of five
+/// (docs/benchmarks.md, "Store, session 16"). More than two cost more forward calls than
+/// they saved.
+pub const DEFAULT_FORWARD_PIPELINE: usize = 2;
 
 /// Default [`NodeConfig::proposal_linger`]: one tick of Tokio's timer. At 64 clients over the
 /// default five shards it made batches 5.0 writes instead of 4.7 and forward requests 10%
@@ -148,6 +160,7 @@ impl NodeConfig {
             balance_leaders: true,
             join_existing: false,
             proposal_pipeline: 1,
+            forward_pipeline: DEFAULT_FORWARD_PIPELINE,
             proposal_yields: DEFAULT_PROPOSAL_YIELDS,
             proposal_linger: DEFAULT_PROPOSAL_LINGER,
             commit_linger: crate::network::DEFAULT_COMMIT_LINGER,
@@ -439,7 +452,7 @@ impl StoreNode {
             }
         }
         let f = Arc::new(
-            ProposalBatcher::to_node(addr, self.cfg.proposal_pipeline, self.cfg.proposal_yields)
+            ProposalBatcher::to_node(addr, self.cfg.forward_pipeline, self.cfg.proposal_yields)
                 .with_linger(self.cfg.proposal_linger),
         );
         // A new batcher: drop those of members no longer in the cluster (a flusher still
