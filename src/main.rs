@@ -28,6 +28,8 @@ struct Cli {
     cmd: Cmd,
 }
 
+// Parsed once at start-up: the size of the store's flag set costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Start a local control plane in the foreground: an embedded single-node store and the
