@@ -124,9 +124,36 @@ pub struct SnapshotFiles {
 /// The pin thread's reply to a write request: the files it wrote.
 type WriteReply = mpsc::Sender<io::Result<Vec<SnapshotFile>>>;
 
-/// The sending end to a pin thread; dropping it ends the thread and releases its snapshot.
+/// The sending end to a pin thread; dropping it ends the thread, releases its snapshot and
+/// waits for the thread to end. The thread holds a clone of the engine, so it may be the last
+/// owner of the database: left running, it could close RocksDB while the process exits, which
+/// RocksDB aborts on ("pthread lock: Invalid argument", rocksdb issue 11349). The wait is
+/// short: a handle is only dropped when no write was asked of it (a write holds `&self` of its
+/// [`SnapshotFiles`]), so the thread is idle or already done.
 #[derive(Debug)]
-struct PinHandle(mpsc::Sender<WriteReply>);
+struct PinHandle {
+    requests: Option<mpsc::Sender<WriteReply>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PinHandle {
+    fn send(&self, reply: WriteReply) -> Result<(), mpsc::SendError<WriteReply>> {
+        match &self.requests {
+            Some(tx) => tx.send(reply),
+            None => Err(mpsc::SendError(reply)),
+        }
+    }
+}
+
+impl Drop for PinHandle {
+    fn drop(&mut self) {
+        // The thread's `recv` fails once the sender is gone, and it ends.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// The snapshot payload openraft passes around: a cheap handle on the files.
 pub type SnapshotData = Arc<SnapshotFiles>;
@@ -162,7 +189,6 @@ impl SnapshotFiles {
         let (tx, rx) = mpsc::channel();
         pin.as_ref()
             .ok_or_else(gone)?
-            .0
             .send(tx)
             .map_err(|_| gone())?;
         let files = rx.recv().map_err(|_| gone())??;
@@ -243,16 +269,21 @@ pub(crate) fn build(
     let (meta_tx, meta_rx) = mpsc::channel();
     let (write_tx, write_rx) = mpsc::channel::<WriteReply>();
     let (engine2, dir2) = (engine.clone(), dir.clone());
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(format!("snapshot-pin-{shard}"))
         .spawn(move || pin_thread(&engine2, shard, &dir2, &meta_tx, &write_rx))?;
+    // From here the handle ends the thread and waits for it, on every path.
+    let pin = PinHandle {
+        requests: Some(write_tx),
+        thread: Some(thread),
+    };
     let (applied, membership) = meta_rx
         .recv()
         .map_err(|_| io_err("snapshot pin thread ended"))??;
     let out = SnapshotFiles {
         dir,
         files: OnceLock::new(),
-        pin: Mutex::new(Some(PinHandle(write_tx))),
+        pin: Mutex::new(Some(pin)),
         keep: AtomicBool::new(false),
     };
     Ok((out, applied, membership))
