@@ -1,5 +1,6 @@
-//! Default replication to a peer: one AppendEntries call at a time, with a commit-only
-//! request carried by the entries that follow it (see [`append_one_at_a_time`]).
+//! Commits carried by the next entries ([`carry_commits`], on every replication stream) and
+//! replication one AppendEntries call at a time ([`append_one_at_a_time`], QUIC with
+//! `--peer-streams false`).
 
 use futures::stream::BoxStream;
 use futures::StreamExt;

@@ -465,7 +465,7 @@ impl<T: PeerTransport> PeerNetworkFactory<T> {
     /// How long an AppendEntries that carries only a new commit index waits for new entries
     /// to carry it instead (zero: it never waits), and the shard's write queue: it waits only
     /// while writes are queued there, i.e. while a next batch is on its way (without a queue,
-    /// always); see [`append::append_one_at_a_time`].
+    /// always); see `network::append::carry_commits`.
     pub fn with_commit_linger(
         mut self,
         linger: Duration,

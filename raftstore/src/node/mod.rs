@@ -110,8 +110,8 @@ pub struct NodeConfig {
     /// version that has them (a cluster of older members: off until all are upgraded).
     pub peer_streams: bool,
     /// How long a leader holds an AppendEntries that only tells a follower a new commit
-    /// index, for the shard's next entries to carry it instead (zero: never); see
-    /// `network::append::append_one_at_a_time`. Both replication modes (`network::append::carry_commits`).
+    /// index, for the shard's next entries to carry it instead (zero: never), in both
+    /// replication modes; see `network::append::carry_commits`.
     pub commit_linger: Duration,
 }
 
