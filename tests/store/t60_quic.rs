@@ -294,6 +294,21 @@ async fn quic_replication_carries_every_write_to_every_member(streams: bool) {
                 .unwrap_or(0.0)
         })
         .sum();
+    // Each member publishes what QUIC says of the connections it dialled, per peer.
+    for n in &c.nodes {
+        eventually(
+            Duration::from_secs(10),
+            &format!("QUIC peer metrics on {}", n.client_addr),
+            || async {
+                let (_, body) = crate::support::http_get(&n.client_addr, "/metrics").ok()?;
+                let rtt = labelled_sum(&body, "navarch_store_peer_rtt_seconds");
+                let sent = labelled_sum(&body, "navarch_store_peer_datagrams_sent_total");
+                let received = labelled_sum(&body, "navarch_store_peer_datagrams_received_total");
+                (rtt > 0.0 && sent > 0.0 && received > 0.0).then_some(())
+            },
+        )
+        .await;
+    }
     if streams {
         assert!(served >= 2.0, "replication streams served: {served}");
     } else {
@@ -312,4 +327,13 @@ async fn quic_replication_streams_carry_every_write_to_every_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quic_one_call_at_a_time_carries_every_write_to_every_member() {
     quic_replication_carries_every_write_to_every_member(false).await;
+}
+
+/// Sum of a metric's labelled series (`name{...} value` lines) in a `/metrics` body.
+fn labelled_sum(body: &str, name: &str) -> f64 {
+    let prefix = format!("{name}{{");
+    body.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -393,6 +393,14 @@ impl PeerTransportKind {
         }
     }
 
+    /// Publishes the transport's per-peer statistics as metrics (QUIC: see
+    /// [`QuicTransport::record_peer_metrics`]; gRPC keeps none).
+    pub fn record_peer_metrics(&self) {
+        if let PeerTransportKind::Quic(q) = self {
+            q.record_peer_metrics();
+        }
+    }
+
     /// The transport's fault filter.
     pub fn fault(&self) -> &FaultFilter {
         match self {

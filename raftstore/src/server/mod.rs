@@ -171,6 +171,7 @@ fn update_gauges(node: &StoreNode) {
     metrics::gauge!("navarch_store_hub_streams").set(streams as f64);
     metrics::gauge!("navarch_store_hub_watchers").set(watchers as f64);
     metrics::gauge!("navarch_store_db_size_bytes").set(node.engine.approximate_size() as f64);
+    node.transport.record_peer_metrics();
 }
 
 /// Serves the etcd API on `client` and the peer service on `peer` until `shutdown` resolves.

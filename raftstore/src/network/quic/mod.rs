@@ -297,6 +297,50 @@ impl QuicTransport {
         Ok(e)
     }
 
+    /// Statistics of the live connections this node dialled, by peer address (a connection
+    /// being dialled at this moment is skipped).
+    pub fn peer_stats(&self) -> Vec<(String, quinn::ConnectionStats)> {
+        let slots: Vec<(String, PeerSlot)> = self
+            .inner
+            .peers
+            .lock()
+            .iter()
+            .map(|(addr, slot)| (addr.clone(), Arc::clone(slot)))
+            .collect();
+        slots
+            .into_iter()
+            .filter_map(|(addr, slot)| {
+                let cached = slot.try_lock().ok()?;
+                let conn = cached.as_ref().filter(|c| c.close_reason().is_none())?;
+                Some((addr, conn.stats()))
+            })
+            .collect()
+    }
+
+    /// Publishes [`Self::peer_stats`] as metrics labelled by peer address: round-trip time,
+    /// congestion window, datagrams and bytes sent and received, packets lost, and
+    /// acknowledgement frames sent (a packet that carries nothing else is a datagram too).
+    /// The counters restart from zero when a connection is dialled again.
+    pub fn record_peer_metrics(&self) {
+        for (peer, s) in self.peer_stats() {
+            let l = [("peer", peer)];
+            metrics::gauge!("navarch_store_peer_rtt_seconds", &l).set(s.path.rtt.as_secs_f64());
+            metrics::gauge!("navarch_store_peer_congestion_window_bytes", &l)
+                .set(s.path.cwnd as f64);
+            metrics::counter!("navarch_store_peer_datagrams_sent_total", &l)
+                .absolute(s.udp_tx.datagrams);
+            metrics::counter!("navarch_store_peer_datagrams_received_total", &l)
+                .absolute(s.udp_rx.datagrams);
+            metrics::counter!("navarch_store_peer_bytes_sent_total", &l).absolute(s.udp_tx.bytes);
+            metrics::counter!("navarch_store_peer_bytes_received_total", &l)
+                .absolute(s.udp_rx.bytes);
+            metrics::counter!("navarch_store_peer_lost_packets_total", &l)
+                .absolute(s.path.lost_packets);
+            metrics::counter!("navarch_store_peer_ack_frames_sent_total", &l)
+                .absolute(s.frame_tx.acks);
+        }
+    }
+
     /// The live connection to `addr`, dialling it if there is none.
     async fn connection(&self, addr: &str) -> Result<quinn::Connection, TransportError> {
         let slot = self

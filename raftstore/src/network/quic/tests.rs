@@ -127,6 +127,39 @@ async fn frames_round_trip_including_large_ones() {
 }
 
 #[tokio::test]
+async fn peer_stats_describe_each_dialled_connection() {
+    let ca = generate_ca().unwrap();
+    let h = start_server(&node_tls(&ca, 1), loopback());
+    let client = QuicTransport::new(node_tls(&ca, 2)).unwrap();
+    assert!(client.peer_stats().is_empty(), "nothing dialled yet");
+    for _ in 0..3 {
+        client.call(&h.addr, &PeerRequest::Info, T).await.unwrap();
+    }
+    let stats = client.peer_stats();
+    assert_eq!(stats.len(), 1, "one connection: {stats:?}");
+    let (peer, s) = &stats[0];
+    assert_eq!(peer, &h.addr);
+    assert!(
+        s.udp_tx.datagrams >= 3,
+        "datagrams sent: {}",
+        s.udp_tx.datagrams
+    );
+    assert!(
+        s.udp_rx.datagrams >= 3,
+        "datagrams received: {}",
+        s.udp_rx.datagrams
+    );
+    assert!(!s.path.rtt.is_zero());
+    client.close().await;
+    assert!(
+        client.peer_stats().is_empty(),
+        "a closed connection is not reported"
+    );
+    h.stop.cancel();
+    tokio::time::timeout(T, h.task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn a_client_or_server_of_another_ca_is_rejected() {
     let ca = generate_ca().unwrap();
     let other = generate_ca().unwrap();
