@@ -213,6 +213,32 @@ struct ClientInner {
     /// Client endpoints, created on first use: `[IPv4, IPv6]`.
     endpoints: Mutex<[Option<Endpoint>; 2]>,
     peers: Mutex<HashMap<String, PeerSlot>>,
+    /// Per peer: the connection (`stable_id`) and counter values last published as metrics.
+    published: Mutex<HashMap<String, (usize, PeerCounts)>>,
+}
+
+/// The connection statistics published as counters, in [`PEER_COUNTERS`] order.
+type PeerCounts = [u64; 6];
+
+/// Counter names of [`QuicTransport::record_peer_metrics`].
+const PEER_COUNTERS: [&str; 6] = [
+    "navarch_store_peer_datagrams_sent_total",
+    "navarch_store_peer_datagrams_received_total",
+    "navarch_store_peer_bytes_sent_total",
+    "navarch_store_peer_bytes_received_total",
+    "navarch_store_peer_lost_packets_total",
+    "navarch_store_peer_ack_frames_sent_total",
+];
+
+/// What a peer's counters grew by since `last` was published: the whole of `now` when the
+/// connection is another one than last time (a re-dialled connection counts from zero).
+fn peer_count_growth(last: Option<&(usize, PeerCounts)>, id: usize, now: PeerCounts) -> PeerCounts {
+    match last {
+        Some((last_id, last)) if *last_id == id => {
+            std::array::from_fn(|i| now[i].saturating_sub(last[i]))
+        }
+        _ => now,
+    }
 }
 
 /// [`PeerTransport`] over QUIC with mutual TLS: one cached connection per peer address
@@ -239,6 +265,7 @@ impl QuicTransport {
                 config,
                 endpoints: Mutex::new([None, None]),
                 peers: Mutex::default(),
+                published: Mutex::default(),
             }),
             fault: FaultFilter::default(),
             streams: false,
@@ -297,9 +324,9 @@ impl QuicTransport {
         Ok(e)
     }
 
-    /// Statistics of the live connections this node dialled, by peer address (a connection
-    /// being dialled at this moment is skipped).
-    pub fn peer_stats(&self) -> Vec<(String, quinn::ConnectionStats)> {
+    /// Statistics of the live connections this node dialled, by peer address, with each
+    /// connection's `stable_id` (a connection being dialled at this moment is skipped).
+    pub fn peer_stats(&self) -> Vec<(String, usize, quinn::ConnectionStats)> {
         let slots: Vec<(String, PeerSlot)> = self
             .inner
             .peers
@@ -312,32 +339,36 @@ impl QuicTransport {
             .filter_map(|(addr, slot)| {
                 let cached = slot.try_lock().ok()?;
                 let conn = cached.as_ref().filter(|c| c.close_reason().is_none())?;
-                Some((addr, conn.stats()))
+                Some((addr, conn.stable_id(), conn.stats()))
             })
             .collect()
     }
 
     /// Publishes [`Self::peer_stats`] as metrics labelled by peer address: round-trip time,
     /// congestion window, datagrams and bytes sent and received, packets lost, and
-    /// acknowledgement frames sent (a packet that carries nothing else is a datagram too).
-    /// The counters restart from zero when a connection is dialled again.
+    /// acknowledgement frames sent (most ride in packets that carry data; the rest are
+    /// datagrams of their own). A re-dialled connection's counts add to the peer's counters.
+    /// A peer no longer dialled keeps its last values.
     pub fn record_peer_metrics(&self) {
-        for (peer, s) in self.peer_stats() {
-            let l = [("peer", peer)];
+        let mut published = self.inner.published.lock();
+        for (peer, id, s) in self.peer_stats() {
+            let l = [("peer", peer.clone())];
             metrics::gauge!("navarch_store_peer_rtt_seconds", &l).set(s.path.rtt.as_secs_f64());
             metrics::gauge!("navarch_store_peer_congestion_window_bytes", &l)
                 .set(s.path.cwnd as f64);
-            metrics::counter!("navarch_store_peer_datagrams_sent_total", &l)
-                .absolute(s.udp_tx.datagrams);
-            metrics::counter!("navarch_store_peer_datagrams_received_total", &l)
-                .absolute(s.udp_rx.datagrams);
-            metrics::counter!("navarch_store_peer_bytes_sent_total", &l).absolute(s.udp_tx.bytes);
-            metrics::counter!("navarch_store_peer_bytes_received_total", &l)
-                .absolute(s.udp_rx.bytes);
-            metrics::counter!("navarch_store_peer_lost_packets_total", &l)
-                .absolute(s.path.lost_packets);
-            metrics::counter!("navarch_store_peer_ack_frames_sent_total", &l)
-                .absolute(s.frame_tx.acks);
+            let now = [
+                s.udp_tx.datagrams,
+                s.udp_rx.datagrams,
+                s.udp_tx.bytes,
+                s.udp_rx.bytes,
+                s.path.lost_packets,
+                s.frame_tx.acks,
+            ];
+            let growth = peer_count_growth(published.get(&peer), id, now);
+            for (name, n) in PEER_COUNTERS.into_iter().zip(growth) {
+                metrics::counter!(name, &l).increment(n);
+            }
+            published.insert(peer, (id, now));
         }
     }
 

@@ -137,7 +137,7 @@ async fn peer_stats_describe_each_dialled_connection() {
     }
     let stats = client.peer_stats();
     assert_eq!(stats.len(), 1, "one connection: {stats:?}");
-    let (peer, s) = &stats[0];
+    let (peer, _, s) = &stats[0];
     assert_eq!(peer, &h.addr);
     assert!(
         s.udp_tx.datagrams >= 3,
@@ -157,6 +157,28 @@ async fn peer_stats_describe_each_dialled_connection() {
     );
     h.stop.cancel();
     tokio::time::timeout(T, h.task).await.unwrap().unwrap();
+}
+
+#[test]
+fn a_peer_counter_grows_by_the_difference_and_restarts_with_a_new_connection() {
+    let now = [10, 20, 300, 400, 1, 5];
+    assert_eq!(
+        super::peer_count_growth(None, 7, now),
+        now,
+        "first publication"
+    );
+    let last = (7, [4, 20, 100, 399, 1, 2]);
+    assert_eq!(
+        super::peer_count_growth(Some(&last), 7, now),
+        [6, 0, 200, 1, 0, 3],
+        "same connection"
+    );
+    // Re-dialled: the new connection counts from zero, even where it is past the old one.
+    let redialled = [2, 30, 50, 500, 0, 1];
+    assert_eq!(
+        super::peer_count_growth(Some(&last), 8, redialled),
+        redialled
+    );
 }
 
 #[tokio::test]
