@@ -109,8 +109,33 @@ impl Lessor {
         }
     }
 
-    fn load(&self, node: &StoreNode) -> Result<()> {
-        let leases = crate::mvcc::lease_table(&node.engine, Keys::new(DEFAULT_SHARD))?;
+    /// Takes the timers over from the lease table of `node`'s default shard (see
+    /// [`Lessor::take_over`]).
+    fn load(
+        &self,
+        node: &StoreNode,
+        notices: &mut mpsc::UnboundedReceiver<LeaseNotice>,
+    ) -> Result<()> {
+        self.take_over(notices, || {
+            crate::mvcc::lease_table(&node.engine, Keys::new(DEFAULT_SHARD))
+        })
+    }
+
+    /// Starts leading: every lease of the table `read` returns gets a timer at its
+    /// checkpointed remaining TTL.
+    ///
+    /// Notices still queued are dropped first. Each was sent after its entry's write, so
+    /// the table read afterwards already holds what it says; acted on after the take-over, an
+    /// old grant (of an entry a lagging member applies only now, just elected, e.g. after a
+    /// crash lost its unflushed state) would restart its lease at the full TTL, which is
+    /// what checkpoints exist to prevent (etcd issue 9888).
+    fn take_over(
+        &self,
+        notices: &mut mpsc::UnboundedReceiver<LeaseNotice>,
+        read: impl FnOnce() -> Result<Vec<crate::mvcc::LeaseRecord>>,
+    ) -> Result<()> {
+        while notices.try_recv().is_ok() {}
+        let leases = read()?;
         let now = Instant::now();
         let mut g = self.state.lock();
         g.leading = true;
@@ -185,7 +210,9 @@ pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiv
             _ = node.shutdown.cancelled() => return,
             n = notices.recv() => match n {
                 Some(LeaseNotice::Reloaded) if leading => {
-                    if let Err(e) = lessor.load(&node) { tracing::warn!(error = %e, "lessor reload"); }
+                    if let Err(e) = lessor.load(&node, &mut notices) {
+                        tracing::warn!(error = %e, "lessor reload");
+                    }
                 }
                 Some(n) => lessor.on_notice(&n),
                 None => return,
@@ -197,7 +224,7 @@ pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiv
         if is_leader && !leading {
             // Apply everything of earlier terms before reading the lease table.
             if node.read_barrier(DEFAULT_SHARD).await.is_ok() {
-                match lessor.load(&node) {
+                match lessor.load(&node, &mut notices) {
                     Ok(()) => {
                         leading = true;
                         last_checkpoint = Instant::now();
@@ -237,5 +264,45 @@ pub async fn run_lessor(node: Arc<StoreNode>, mut notices: mpsc::UnboundedReceiv
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::LeaseRecord;
+
+    /// Feeds the lessor what is queued, as `run_lessor` does between its other work.
+    fn deliver(lessor: &Lessor, notices: &mut mpsc::UnboundedReceiver<LeaseNotice>) {
+        while let Ok(n) = notices.try_recv() {
+            lessor.on_notice(&n);
+        }
+    }
+
+    /// A member elected while it still had to apply a lease's grant (its unflushed state
+    /// lost in a crash, say) reads the lease's checkpoint from the table; the grant's notice,
+    /// queued before it took over, must not restart the lease at its full TTL.
+    #[test]
+    fn a_grant_applied_before_the_take_over_keeps_the_checkpointed_ttl() {
+        let lessor = Lessor::new(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tx.send(LeaseNotice::Granted { id: 7, ttl: 8 }).unwrap();
+        let table = vec![LeaseRecord {
+            id: 7,
+            ttl: 8,
+            remaining_ttl: 2,
+        }];
+        lessor.take_over(&mut rx, || Ok(table)).unwrap();
+        deliver(&lessor, &mut rx);
+        assert_eq!(lessor.time_to_live(7), (2, 8));
+
+        // A grant applied once it leads (one of its own) starts a timer.
+        tx.send(LeaseNotice::Granted { id: 9, ttl: 5 }).unwrap();
+        deliver(&lessor, &mut rx);
+        assert_eq!(lessor.time_to_live(9), (5, 5));
+        // A revoke applied once it leads removes the timer.
+        tx.send(LeaseNotice::Revoked { id: 7 }).unwrap();
+        deliver(&lessor, &mut rx);
+        assert_eq!(lessor.time_to_live(7), (-1, 0));
     }
 }
