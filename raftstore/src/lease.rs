@@ -279,6 +279,17 @@ mod tests {
         }
     }
 
+    /// Asserts lease `id` has a timer of `ttl` seconds with `left` seconds to go, rounded up
+    /// (one less if this thread stalled for a second since the timer was set).
+    fn assert_timer(lessor: &Lessor, id: i64, ttl: i64, left: i64) {
+        let (now_left, now_ttl) = lessor.time_to_live(id);
+        assert_eq!(now_ttl, ttl, "lease {id}");
+        assert!(
+            (left - 1..=left).contains(&now_left),
+            "lease {id}: {now_left} s left, expected {left}"
+        );
+    }
+
     /// A member elected while it still had to apply a lease's grant (its unflushed state
     /// lost in a crash, say) reads the lease's checkpoint from the table; the grant's notice,
     /// queued before it took over, must not restart the lease at its full TTL.
@@ -294,23 +305,12 @@ mod tests {
         }];
         lessor.take_over(&mut rx, || Ok(table)).unwrap();
         deliver(&lessor, &mut rx);
-        // Seconds left, rounded up: 2 unless this thread stalled for a second meanwhile.
-        let (left, ttl) = lessor.time_to_live(7);
-        assert_eq!(ttl, 8);
-        assert!(
-            (1..=2).contains(&left),
-            "{left} s left, not the checkpointed 2"
-        );
+        assert_timer(&lessor, 7, 8, 2);
 
         // A grant applied once it leads (one of its own) starts a timer at its full TTL.
         tx.send(LeaseNotice::Granted { id: 9, ttl: 5 }).unwrap();
         deliver(&lessor, &mut rx);
-        let (left, ttl) = lessor.time_to_live(9);
-        assert_eq!(ttl, 5);
-        assert!(
-            (4..=5).contains(&left),
-            "{left} s left of a fresh 5 s grant"
-        );
+        assert_timer(&lessor, 9, 5, 5);
         // A revoke applied once it leads removes the timer.
         tx.send(LeaseNotice::Revoked { id: 7 }).unwrap();
         deliver(&lessor, &mut rx);
